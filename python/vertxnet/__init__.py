@@ -1,0 +1,30 @@
+"""vertxnet: segmentation and naming of vertebrae on lateral spinal radiographs (VertXNet)."""
+
+from __future__ import annotations
+
+from .errors import BundleError, InputError, VertxError
+from .levels import LEVELS, level_index
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LEVELS",
+    "BundleError",
+    "InputError",
+    "VertxError",
+    "__version__",
+    "level_index",
+]
+
+
+def __getattr__(name: str):
+    # Heavier pieces load on first use so that `import vertxnet` stays cheap.
+    if name == "Pipeline":
+        from .pipeline import Pipeline
+
+        return Pipeline
+    if name == "core":
+        from . import core
+
+        return core
+    raise AttributeError(f"module 'vertxnet' has no attribute {name!r}")

@@ -1,0 +1,37 @@
+"""Anatomical vertebral levels, top to bottom, and the Mask R-CNN class mapping."""
+
+from __future__ import annotations
+
+LEVELS: tuple[str, ...] = (
+    *(f"C{i}" for i in range(1, 8)),
+    *(f"T{i}" for i in range(1, 13)),
+    *(f"L{i}" for i in range(1, 6)),
+    "S1",
+)
+"""C1…C7, T1…T12, L1…L5, S1. Label-PNG value and COCO category id = position + 1."""
+
+_INDEX = {name: i for i, name in enumerate(LEVELS)}
+
+#: Mask R-CNN classes; index 0 is the background.
+MRCNN_CLASSES: tuple[str, ...] = ("background", "vertebra", "C2", "S1")
+
+
+def level_index(name: str) -> int:
+    """1-based index of a level name (C1 → 1 … S1 → 26); ValueError for an unknown name."""
+    try:
+        return _INDEX[name] + 1
+    except KeyError:
+        raise ValueError(f"unknown vertebral level {name!r}; expected one of C1…C7, T1…T12, L1…L5, S1") from None
+
+
+def level_name(index: int) -> str:
+    """Inverse of :func:`level_index`."""
+    if not 1 <= index <= len(LEVELS):
+        raise ValueError(f"level index {index} outside 1…{len(LEVELS)}")
+    return LEVELS[index - 1]
+
+
+def mrcnn_class_of(level: str) -> str:
+    """The Mask R-CNN class a level is trained as: the two references keep their names."""
+    level_index(level)
+    return level if level in ("C2", "S1") else "vertebra"

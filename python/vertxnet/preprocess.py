@@ -1,0 +1,123 @@
+"""Image preprocessing shared by training and inference (numpy + OpenCV only).
+
+Coordinates everywhere in vertxnet are continuous pixel coordinates: the pixel at row i,
+column j covers [j, j+1) x [i, i+1), so its centre is (j + 0.5, i + 0.5). With that convention
+the letterbox transform below is an exact affine map that agrees with ``cv2.resize``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Percentiles of the intensity window that maps an image to [0, 1].
+WINDOW_PERCENTILES = (0.5, 99.5)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Exact map between original-image and model-input coordinates."""
+
+    src_width: int
+    src_height: int
+    size: int
+    scale_x: float
+    scale_y: float
+    pad_x: int
+    pad_y: int
+
+    def to_model(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        return np.stack([p[..., 0] * self.scale_x + self.pad_x, p[..., 1] * self.scale_y + self.pad_y], axis=-1)
+
+    def to_original(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        return np.stack([(p[..., 0] - self.pad_x) / self.scale_x, (p[..., 1] - self.pad_y) / self.scale_y], axis=-1)
+
+    @property
+    def content_box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the resized image inside the model input."""
+        w = round(self.src_width * self.scale_x)
+        h = round(self.src_height * self.scale_y)
+        return self.pad_x, self.pad_y, self.pad_x + w, self.pad_y + h
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Grayscale view of a 2-D, (H, W, 1), (H, W, 3) or (H, W, 4) image; ValueError otherwise."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    elif img.ndim == 3 and img.shape[2] in (3, 4):
+        rgb = img[..., :3].astype(np.float32)
+        img = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"image must be 2-D grayscale or (H, W, 3|4) colour, got shape {np.shape(image)}")
+    if img.shape[0] < 2 or img.shape[1] < 2:
+        raise ValueError(f"image of {img.shape[1]}x{img.shape[0]} pixels is too small")
+    return img
+
+
+def window01(image: np.ndarray) -> np.ndarray:
+    """Float32 image in [0, 1] through a robust percentile window; ValueError if constant."""
+    img = to_gray(image).astype(np.float32, copy=False)
+    if not np.all(np.isfinite(img)):
+        raise ValueError("image has non-finite pixel values")
+    lo, hi = np.percentile(img, WINDOW_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(img.min()), float(img.max())
+    if hi <= lo:
+        raise ValueError("image is constant: nothing to segment")
+    return np.clip((img - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def apply_clahe(image01: np.ndarray, clip_limit: float = 2.0, tile_grid: int = 8) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation on a [0, 1] image (seed 002)."""
+    u16 = np.round(image01 * 65535.0).astype(np.uint16)
+    out = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(tile_grid, tile_grid)).apply(u16)
+    return out.astype(np.float32) / 65535.0
+
+
+def letterbox(image01: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio into a ``size`` x ``size`` canvas, centred, padded with 0."""
+    h, w = image01.shape[:2]
+    s = size / max(h, w)
+    new_w = max(1, min(size, round(w * s)))
+    new_h = max(1, min(size, round(h * s)))
+    interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+    resized = cv2.resize(image01, (new_w, new_h), interpolation=interp)
+    pad_x = (size - new_w) // 2
+    pad_y = (size - new_h) // 2
+    canvas = np.zeros((size, size), dtype=np.float32)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, Letterbox(w, h, size, new_w / w, new_h / h, pad_x, pad_y)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What a bundle's manifest says about preprocessing (``manifest["preprocess"]``)."""
+
+    input_size: int = 256
+    mean: float = 0.5
+    std: float = 0.25
+    clahe: bool = False
+    clahe_clip_limit: float = 2.0
+    clahe_tile_grid: int = 8
+
+    @classmethod
+    def from_manifest(cls, d: dict) -> "PreprocessConfig":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def to_manifest(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def prepare(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, Letterbox]:
+    """Raw image → normalised float32 tensor of shape (1, 1, S, S) and its letterbox transform."""
+    img = window01(image)
+    if config.clahe:
+        img = apply_clahe(img, config.clahe_clip_limit, config.clahe_tile_grid)
+    canvas, box = letterbox(img, config.input_size)
+    tensor = ((canvas - config.mean) / config.std).astype(np.float32)
+    return tensor[None, None], box
