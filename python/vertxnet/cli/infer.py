@@ -1,0 +1,350 @@
+"""vertx-infer: find and name the vertebrae on lateral spine radiographs.
+
+    vertx-infer INPUT... -o OUTDIR [--model BUNDLE] [--backend auto|onnxruntime-cpu|...]
+                [--format json,coco,mask,overlay,dicom-seg] [--recursive] [--threads N]
+                [--eta X] [--lam X] [--tau X] ...
+
+INPUT may be files, folders (their radiographs: .png .jpg .jpeg .tif .tiff .dcm .dicom, and
+extension-less DICOM files) and glob patterns. For each input ``<stem>`` it writes, as asked:
+
+    OUTDIR/<stem>.json          result JSON (SPEC §5, schema vertxnet/schemas/result.schema.json)
+    OUTDIR/<stem>.coco.json     COCO instances
+    OUTDIR/<stem>.mask.png      label image, value = level index (1 = C1 … 26 = S1), 27 = unnamed
+    OUTDIR/<stem>.overlay.png   outlines and names over the image, for a quick look
+    OUTDIR/<stem>.seg.dcm       DICOM SEG referencing the source image (DICOM inputs only)
+
+Every file is written under a temporary name in OUTDIR and renamed into place, and an input's
+files are written only when all its requested outputs could be made, so OUTDIR never holds
+partial output. Inputs whose stems repeat get ``-2``, ``-3``, … appended.
+
+Exit status: 0 all inputs written; 1 some inputs failed (each reported on stderr as
+``error: <file>: <reason>``; the others are still written) or the model bundle failed its
+integrity check; 2 usage error (bad arguments, unknown format, a --model folder that does not
+exist, a backend not available here, an OUTDIR that cannot be created).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+FORMATS = ("json", "coco", "mask", "overlay", "dicom-seg")
+SUFFIXES = {"json": ".json", "coco": ".coco.json", "mask": ".mask.png", "overlay": ".overlay.png", "dicom-seg": ".seg.dcm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"}
+THRESHOLD_OPTIONS = {
+    "eta": "ensemble agreement threshold (SPEC §3)",
+    "lam": "ensemble area window in standard deviations",
+    "tau": "ensemble overlap guard",
+    "ref_score": "lowest Mask R-CNN score of a C2/S1 reference that is always kept",
+    "unet_threshold": "U-Net probability threshold",
+    "score_threshold": "Mask R-CNN detection score threshold",
+    "mask_threshold": "Mask R-CNN mask probability threshold",
+    "gap_factor": "zipper gap factor (a spacing above this x the median skips a level)",
+    "min_area": "smallest mask kept, in original pixels²",
+}
+
+
+class UsageError(Exception):
+    """Bad arguments: exit status 2."""
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    """One vertx-infer run."""
+
+    inputs: tuple[str, ...]
+    outdir: Path
+    bundle: Path | None = None
+    backend: str = "auto"
+    formats: tuple[str, ...] = ("json",)
+    recursive: bool = False
+    threads: int | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    mask_bits: int = 8
+    timings: bool = True
+    progress: bool = True
+
+
+@dataclass
+class InferSummary:
+    total: int = 0
+    written: int = 0
+    failures: list[str] = field(default_factory=list)  # one message per failed input
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def line(self) -> str:
+        noun = "image" if self.total == 1 else "images"
+        text = f"{self.total} {noun}: {self.written} written"
+        if self.failed:
+            text += f", {self.failed} failed (see above)"
+        return text
+
+
+def expand_inputs(patterns: Sequence[str], *, recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Files named by ``patterns`` (files, folders, globs), in order without repeats, and one
+    error message per pattern that names nothing."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = _images_in(path, recursive)
+            if not found:
+                errors.append(f"{pattern}: folder holds no radiographs" + ("" if recursive else " (use --recursive for subfolders)"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        elif glob.has_magic(pattern):
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
+            matches = [m for m in matches if m.is_file()]
+            if not matches:
+                errors.append(f"{pattern}: no file matches this pattern")
+            files.extend(matches)
+        else:
+            errors.append(f"{pattern}: file not found")
+    return list(dict.fromkeys(files)), errors
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or (p.suffix == "" and _is_dicom(p))))
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def output_stems(files: Sequence[Path]) -> list[str]:
+    """Output stem per input: the file name without its image suffix, ``-2``, ``-3``… on repeats."""
+    stems, used = [], set()
+    for f in files:
+        base = f.stem if f.suffix.lower() in IMAGE_SUFFIXES else f.name
+        stem, n = base, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem)
+        stems.append(stem)
+    return stems
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name next to ``path``, then rename it into place."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def render_outputs(result, formats: Sequence[str], *, mask_bits: int = 8, timings: bool = True) -> dict[str, bytes]:
+    """Bytes of each requested output of one result; InputError/ValueError if one cannot be made."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    outputs: dict[str, bytes] = {}
+    for fmt in formats:
+        if fmt == "json":
+            outputs[fmt] = (result.to_json(indent=2, timings=timings) + "\n").encode()
+        elif fmt == "coco":
+            outputs[fmt] = (json.dumps(result.to_coco(), allow_nan=False) + "\n").encode()
+        elif fmt in ("mask", "overlay"):
+            image = result.label_mask(np.uint8 if mask_bits == 8 else np.uint16) if fmt == "mask" else result.overlay()
+            ok, png = cv2.imencode(".png", image)
+            if not ok:
+                raise ValueError(f"OpenCV could not encode the {fmt} PNG")
+            outputs[fmt] = png.tobytes()
+        elif fmt == "dicom-seg":
+            seg = result.to_dicom_seg()
+            buffer = io.BytesIO()
+            seg.save_as(buffer, enforce_file_format=True)
+            outputs[fmt] = buffer.getvalue()
+        else:
+            raise ValueError(f"unknown output format {fmt!r}")
+    return outputs
+
+
+def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> InferSummary:
+    """Run the pipeline over every input of ``config``, writing outputs into ``config.outdir``.
+
+    Raises UsageError for unusable arguments and BundleError for a bundle that fails its check;
+    failures of single inputs are reported on ``stderr`` and counted in the summary.
+    """
+    from tqdm import tqdm
+
+    from ..bundle import load_bundle
+    from ..errors import BundleError, InputError
+    from ..pipeline import Pipeline, PipelineConfig
+    from ..runtime import BackendUnavailable
+
+    stderr = stderr or sys.stderr
+    unknown = [f for f in config.formats if f not in FORMATS]
+    if unknown or not config.formats:
+        raise UsageError(f"unknown output format(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMATS)}")
+    if config.mask_bits not in (8, 16):
+        raise UsageError(f"--mask-bits must be 8 or 16, got {config.mask_bits}")
+    if config.bundle is not None and not config.bundle.is_dir():
+        raise UsageError(f"{config.bundle}: model bundle folder not found")
+    try:
+        pipeline_config = PipelineConfig(**config.thresholds)
+        pipeline_config.validate()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        config.outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{config.outdir}: cannot create the output folder ({exc.strerror or exc})") from None
+
+    files, pattern_errors = expand_inputs(config.inputs, recursive=config.recursive)
+    summary = InferSummary(total=len(files) + len(pattern_errors))
+    for message in pattern_errors:
+        print(f"error: {message}", file=stderr)
+        summary.failures.append(message)
+    if not files:
+        return summary
+
+    bundle = load_bundle(config.bundle)  # BundleError propagates: exit 1
+    try:
+        pipeline = Pipeline(bundle, backend=config.backend, threads=config.threads, config=pipeline_config)
+    except BackendUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    stems = dict(zip(files, output_stems(files)))
+    bar = tqdm(total=len(files), unit="image", file=stderr, disable=not config.progress or len(files) <= 1, dynamic_ncols=True)
+    with pipeline, bar:
+        for source, outcome in pipeline.predict_many([str(f) for f in files]):
+            path = Path(source)
+            try:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                payloads = render_outputs(outcome, config.formats, mask_bits=config.mask_bits, timings=config.timings)
+                for fmt, data in payloads.items():
+                    write_atomic(config.outdir / f"{stems[path]}{SUFFIXES[fmt]}", data)
+                summary.written += 1
+            except BundleError:
+                raise
+            except (InputError, ValueError) as exc:
+                message = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
+                _report(bar, stderr, message)
+                summary.failures.append(message)
+            except Exception as exc:  # noqa: BLE001 - one input must never stop the others
+                message = f"{path}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+                _report(bar, stderr, message)
+                summary.failures.append(message)
+            bar.update(1)
+    return summary
+
+
+def _report(bar, stderr: TextIO, message: str) -> None:
+    bar.write(f"error: {message}", file=stderr)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    unknown = [f for f in items if f not in FORMATS]
+    if unknown or not items:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return items
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..runtime import BACKEND_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="vertx-infer",
+        description="Segment and name every vertebra on lateral spine radiographs (VertXNet).",
+        epilog="Exit status: 0 all written, 1 some inputs failed, 2 usage error.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, TIFF, DICOM), folders or glob patterns")
+    parser.add_argument("-o", "--outdir", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--model", type=Path, default=None, metavar="BUNDLE", help="model bundle folder (default: the shipped demo bundle)")
+    parser.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES), help="inference backend (default: auto, the fastest available)")
+    parser.add_argument("--format", dest="formats", type=_formats, default=("json",), metavar="LIST", help=f"comma-separated outputs among {','.join(FORMATS)} (default: json)")
+    parser.add_argument("--recursive", action="store_true", help="search folders and ** globs recursively")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads per model (default: half the cores)")
+    parser.add_argument("--mask-bits", type=int, choices=(8, 16), default=8, help="bit depth of the label PNG (default: 8)")
+    parser.add_argument("--no-timings", action="store_true", help="leave timings_ms out of the JSON, so repeated runs give identical files")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+    group = parser.add_argument_group("thresholds (default: the bundle manifest's)")
+    for name, help_text in THRESHOLD_OPTIONS.items():
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_number, default=None, metavar="X", help=help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..errors import BundleError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage message
+        return 0 if exc.code == 0 else 2
+    config = InferConfig(
+        inputs=tuple(args.inputs),
+        outdir=args.outdir,
+        bundle=args.model,
+        backend=args.backend,
+        formats=args.formats,
+        recursive=args.recursive,
+        threads=args.threads,
+        thresholds={k: getattr(args, k) for k in THRESHOLD_OPTIONS if getattr(args, k) is not None},
+        mask_bits=args.mask_bits,
+        timings=not args.no_timings,
+        progress=not args.quiet,
+    )
+    try:
+        summary = run_inference(config)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(summary.line(), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

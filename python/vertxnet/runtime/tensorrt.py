@@ -1,0 +1,188 @@
+"""Native TensorRT engines through the ``tensorrt`` Python API (TensorRT >= 10) and cuda-python.
+
+UNVERIFIED: this module is written against the documented TensorRT 10 API
+(``Runtime.deserialize_cuda_engine``, ``IExecutionContext.set_input_shape`` /
+``set_tensor_address`` / ``set_output_allocator`` / ``execute_async_v3``) but has never run on
+the machines vertxnet is developed on, where TensorRT cannot be installed. Treat results from it
+as unchecked until the test suite has run on a device with TensorRT (e.g. a Jetson with JetPack 6).
+
+Engines are device specific: they are built on the target with ``export/build_trt.py`` and listed
+in the bundle's manifest as model variants whose file ends in ``.engine``. Device buffers come
+from cuda-python (``cuda.bindings.runtime``, or the older ``cuda.cudart``), so torch is not needed.
+Data-dependent output shapes (Mask R-CNN's K detections) are handled by an output allocator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import BundleError
+from .base import INPUT_NAME, BackendUnavailable, ModelSession
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
+ENGINE_SUFFIX = ".engine"
+
+
+def _import_modules() -> tuple[Any, Any]:
+    """(tensorrt, cudart) or BackendUnavailable saying which is missing."""
+    try:
+        trt = importlib.import_module("tensorrt")
+    except ImportError:
+        raise BackendUnavailable("backend 'tensorrt' needs the TensorRT Python package (`import tensorrt` failed)") from None
+    for name in ("cuda.bindings.runtime", "cuda.cudart"):
+        try:
+            return trt, importlib.import_module(name)
+        except ImportError:
+            continue
+    raise BackendUnavailable("backend 'tensorrt' needs cuda-python for device buffers (pip install cuda-python)")
+
+
+def unavailable_reason() -> str | None:
+    """Why the native TensorRT backend cannot run here, or None when it can be tried."""
+    try:
+        _import_modules()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def is_available() -> bool:
+    return unavailable_reason() is None
+
+
+def engine_variant(bundle: "Bundle", model: str) -> str | None:
+    """Name of the first (alphabetically) variant of ``model`` whose file is a TensorRT engine."""
+    variants = bundle.manifest["models"].get(model, {}).get("variants", {})
+    engines = sorted(v for v, name in variants.items() if str(name).endswith(ENGINE_SUFFIX))
+    return engines[0] if engines else None
+
+
+def bundle_has_engines(bundle: "Bundle") -> bool:
+    return all(engine_variant(bundle, model) is not None for model in ("unet", "maskrcnn"))
+
+
+def engine_path(bundle: "Bundle", model: str) -> Path:
+    variant = engine_variant(bundle, model)
+    if variant is None:
+        raise BackendUnavailable(f"{bundle.path / 'manifest.json'} lists no TensorRT engine for {model!r}")
+    return bundle.model_path(model, variant)
+
+
+def _check(result: Any, what: str) -> Any:
+    """cuda-python calls return (error, *values); raise on an error, return the value(s)."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA call {what} failed with error {err}")
+    return values[0] if len(values) == 1 else values
+
+
+class TensorRTSession(ModelSession):
+    """A deserialized TensorRT engine with one execution context and one CUDA stream."""
+
+    def __init__(self, path: str | Path):
+        trt, cudart = _import_modules()
+        self._trt, self._cudart = trt, cudart
+        self.path = Path(path)
+        self.backend = "tensorrt"
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            raise BundleError(self.path, "TensorRT cannot deserialize this engine (built for another GPU or TensorRT version?)")
+        self._context = self._engine.create_execution_context()
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        self._inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if n not in self._inputs]
+        if self._inputs != [INPUT_NAME]:
+            raise BundleError(self.path, f"engine inputs are {self._inputs}, expected exactly [{INPUT_NAME!r}]")
+        self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._input_ptr, self._input_bytes = 0, 0
+        self._allocator = _make_output_allocator(trt, cudart)
+        for name in self.output_names:
+            self._context.set_output_allocator(name, self._allocator)
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        trt, cudart = self._trt, self._cudart
+        host_in = np.ascontiguousarray(image, dtype=np.float32)
+        if host_in.nbytes > self._input_bytes:
+            if self._input_ptr:
+                _check(cudart.cudaFree(self._input_ptr), "cudaFree")
+            self._input_ptr = _check(cudart.cudaMalloc(host_in.nbytes), "cudaMalloc")
+            self._input_bytes = host_in.nbytes
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(cudart.cudaMemcpyAsync(self._input_ptr, host_in.ctypes.data, host_in.nbytes, h2d, self._stream), "cudaMemcpyAsync")
+        if not self._context.set_input_shape(INPUT_NAME, tuple(host_in.shape)):
+            raise BundleError(self.path, f"engine does not accept an input of shape {host_in.shape}")
+        self._context.set_tensor_address(INPUT_NAME, int(self._input_ptr))
+        if not self._context.execute_async_v3(int(self._stream)):
+            raise BundleError(self.path, "TensorRT execution failed")
+        _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        outputs = {}
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in self.output_names:
+            shape = self._allocator.shapes[name]
+            host = np.empty(shape, dtype=trt.nptype(self._engine.get_tensor_dtype(name)))
+            if host.nbytes:
+                _check(cudart.cudaMemcpy(host.ctypes.data, self._allocator.pointers[name], host.nbytes, d2h), "cudaMemcpy")
+            outputs[name] = host
+        return outputs
+
+    def close(self) -> None:
+        cudart = self._cudart
+        if getattr(self, "_input_ptr", 0):
+            cudart.cudaFree(self._input_ptr)
+            self._input_ptr = 0
+        if getattr(self, "_allocator", None) is not None:
+            self._allocator.free()
+        if getattr(self, "_stream", None) is not None:
+            cudart.cudaStreamDestroy(self._stream)
+            self._stream = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _make_output_allocator(trt: Any, cudart: Any) -> Any:
+    """An ``IOutputAllocator`` that grows one device buffer per output and records its shape."""
+
+    class OutputAllocator(trt.IOutputAllocator):
+        def __init__(self) -> None:
+            trt.IOutputAllocator.__init__(self)
+            self.pointers: dict[str, int] = {}
+            self.sizes: dict[str, int] = {}
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def _grow(self, name: str, size: int) -> int:
+            size = max(int(size), 1)
+            if self.sizes.get(name, 0) < size:
+                if name in self.pointers:
+                    _check(cudart.cudaFree(self.pointers[name]), "cudaFree")
+                self.pointers[name] = int(_check(cudart.cudaMalloc(size), "cudaMalloc"))
+                self.sizes[name] = size
+            return self.pointers[name]
+
+        def reallocate_output(self, tensor_name, memory, size, alignment):  # TensorRT < 10
+            return self._grow(tensor_name, size)
+
+        def reallocate_output_async(self, tensor_name, memory, size, alignment, stream):  # TensorRT >= 10
+            return self._grow(tensor_name, size)
+
+        def notify_shape(self, tensor_name, shape):
+            self.shapes[tensor_name] = tuple(int(d) for d in shape)
+
+        def free(self) -> None:
+            for ptr in self.pointers.values():
+                cudart.cudaFree(ptr)
+            self.pointers.clear()
+            self.sizes.clear()
+
+    return OutputAllocator()
