@@ -37,7 +37,9 @@ import math
 import os
 import stat
 import struct
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +62,9 @@ COLOUR_CHROMA_THRESHOLD = 0.10
 #: coloured. Gray radiographs saved as RGB (channels equal, or JPEG chroma noise of a few levels)
 #: and films with small coloured annotations or markers stay well below it.
 COLOUR_PIXEL_FRACTION = 0.05
+
+# Room beyond the pixel payload for headers, metadata, ICC profiles, DICOM overlays and the like.
+_FILE_SLACK_BYTES = 16 << 20
 
 SOURCE_FORMATS = ("png", "jpeg", "tiff", "dicom", "array")
 
@@ -208,7 +213,7 @@ def _read_bytes(path: str, max_pixels: int) -> bytes:
     if st.st_size == 0:
         raise InputError(path, "file is empty")
     # Generous: 4 channels x 16 bit at the pixel limit, plus room for headers and metadata.
-    max_bytes = 8 * max_pixels + (64 << 20)
+    max_bytes = 8 * max_pixels + _FILE_SLACK_BYTES
     if st.st_size > max_bytes:
         raise InputError(path, f"file of {st.st_size} bytes exceeds the {max_bytes}-byte limit for images")
     try:
@@ -329,12 +334,17 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return width, height
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first start-of-frame segment, or None if there is none."""
+def _jpeg_frame(data: bytes) -> tuple[tuple[int, int] | None, int]:
+    """((width, height) from the start-of-frame segment or None, offset of the first scan or -1).
+
+    Walking the segments skips APP data, so an EXIF thumbnail (a JPEG with its own markers)
+    inside APP1 is never mistaken for the main image.
+    """
+    size: tuple[int, int] | None = None
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
-            return None
+            return size, -1
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -342,16 +352,18 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers, no length
             i += 2
             continue
-        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
-            return None
+        if marker == 0xD9:  # end of image before any scan
+            return size, -1
+        if marker == 0xDA:
+            return size, i
         (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in _JPEG_SOF:
+        if marker in _JPEG_SOF and size is None:
             if i + 9 > n:
-                return None
+                return None, -1
             height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
+            size = (width, height)
         i += 2 + length
-    return None
+    return size, -1
 
 
 def _tiff_size(data: bytes) -> tuple[tuple[int, int] | None, bool]:
@@ -385,6 +397,32 @@ def _tiff_size(data: bytes) -> tuple[tuple[int, int] | None, bool]:
     return (dims[256], dims[257]), next_ifd != 0
 
 
+_cv_log_lock = threading.Lock()
+_cv_log_users = 0
+_cv_log_saved: int | None = None
+
+
+@contextmanager
+def _quiet_opencv():
+    """Silence OpenCV's own log while decoding: a corrupt file becomes our one-line InputError.
+
+    The log level is process-global, so concurrent decoders share one save/restore.
+    """
+    global _cv_log_users, _cv_log_saved
+    with _cv_log_lock:
+        if _cv_log_users == 0:
+            _cv_log_saved = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _cv_log_users += 1
+    try:
+        yield
+    finally:
+        with _cv_log_lock:
+            _cv_log_users -= 1
+            if _cv_log_users == 0 and _cv_log_saved is not None:
+                cv2.utils.logging.setLogLevel(_cv_log_saved)
+
+
 def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: int) -> LoadedImage:
     name = fmt.upper()
     flags: list[str] = []
@@ -392,9 +430,10 @@ def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: in
         if fmt == "png":
             size = _png_size(data)
         elif fmt == "jpeg":
-            size = _jpeg_size(data)
-            # libjpeg fills a truncated scan with gray and only warns: refuse rather than segment it.
-            if size is not None and data.rfind(b"\xff\xd9") < 4:
+            size, scan = _jpeg_frame(data)
+            # libjpeg fills a truncated scan with gray and only warns: refuse rather than segment
+            # it. Entropy-coded data stuffs 0xFF with 0x00, so FFD9 after the scan is the EOI.
+            if size is not None and (scan < 0 or data.rfind(b"\xff\xd9") < scan):
                 raise _Unusable("cannot decode JPEG: file is truncated (no end-of-image marker)")
         else:
             size, more_pages = _tiff_size(data)
@@ -403,7 +442,8 @@ def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: in
         if size is None:
             raise _Unusable(f"cannot decode {name}: header is truncated or corrupt")
         _check_dimensions(size[0], size[1], max_pixels)
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        with _quiet_opencv():
+            decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         if decoded is None or decoded.size == 0:
             raise _Unusable(f"cannot decode {name}: file is truncated or corrupt")
         if decoded.ndim == 3 and decoded.shape[2] == 1:
