@@ -1,0 +1,253 @@
+#include "vertx/geometry.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "clip.hpp"
+
+namespace vertx {
+namespace detail {
+
+namespace {
+constexpr double kInvScale2 = 1.0 / (kScale * kScale);
+}
+
+Path quantise(const Polygon& polygon) {
+    Path path;
+    path.reserve(polygon.size());
+    for (const Point& p : polygon) {
+        const IntPoint q(static_cast<cInt>(std::llround(p.x * kScale)),
+                         static_cast<cInt>(std::llround(p.y * kScale)));
+        if (path.empty() || !(path.back() == q)) path.push_back(q);
+    }
+    while (path.size() > 1 && path.front() == path.back()) path.pop_back();
+    return path;
+}
+
+double signed_area_px2(const Path& path) {
+    const size_t n = path.size();
+    if (n < 3) return 0.0;
+    // Products of coordinates relative to the first vertex stay exact in double for any
+    // outline smaller than ~90000 px.
+    const double ox = static_cast<double>(path[0].X), oy = static_cast<double>(path[0].Y);
+    double twice = 0.0;
+    for (size_t i = 1; i + 1 < n; ++i) {
+        const double ax = path[i].X - ox, ay = path[i].Y - oy;
+        const double bx = path[i + 1].X - ox, by = path[i + 1].Y - oy;
+        twice += ax * by - bx * ay;
+    }
+    return 0.5 * twice * kInvScale2;
+}
+
+Point centroid_of(const Paths& paths) {
+    double area2 = 0.0, cx = 0.0, cy = 0.0;
+    bool have_origin = false;
+    double ox = 0.0, oy = 0.0;
+    size_t vertices = 0;
+    double sx = 0.0, sy = 0.0;
+    for (const Path& path : paths) {
+        const size_t n = path.size();
+        if (n == 0) continue;
+        if (!have_origin) {
+            ox = static_cast<double>(path[0].X);
+            oy = static_cast<double>(path[0].Y);
+            have_origin = true;
+        }
+        for (size_t i = 0; i < n; ++i) {
+            const double ax = path[i].X - ox, ay = path[i].Y - oy;
+            const size_t j = (i + 1 == n) ? 0 : i + 1;
+            const double bx = path[j].X - ox, by = path[j].Y - oy;
+            const double cross = ax * by - bx * ay;
+            area2 += cross;
+            cx += (ax + bx) * cross;
+            cy += (ay + by) * cross;
+            sx += ax;
+            sy += ay;
+        }
+        vertices += n;
+    }
+    if (!have_origin) return Point{0.0, 0.0};
+    if (area2 == 0.0) {
+        return Point{(ox + sx / static_cast<double>(vertices)) / kScale,
+                     (oy + sy / static_cast<double>(vertices)) / kScale};
+    }
+    return Point{(ox + cx / (3.0 * area2)) / kScale, (oy + cy / (3.0 * area2)) / kScale};
+}
+
+Box box_of(const Paths& paths) {
+    Box box;
+    for (const Path& path : paths) {
+        for (const IntPoint& p : path) {
+            if (box.empty()) {
+                box = Box{p.X, p.Y, p.X, p.Y};
+            } else {
+                box.x0 = std::min(box.x0, p.X);
+                box.y0 = std::min(box.y0, p.Y);
+                box.x1 = std::max(box.x1, p.X);
+                box.y1 = std::max(box.y1, p.Y);
+            }
+        }
+    }
+    return box;
+}
+
+bool boxes_touch(const Box& a, const Box& b) {
+    return !a.empty() && !b.empty() && a.x0 <= b.x1 && b.x0 <= a.x1 && a.y0 <= b.y1 &&
+           b.y0 <= a.y1;
+}
+
+double box_overlap_px2(const Box& a, const Box& b) {
+    if (!boxes_touch(a, b)) return 0.0;
+    const double w = static_cast<double>(std::min(a.x1, b.x1) - std::max(a.x0, b.x0));
+    const double h = static_cast<double>(std::min(a.y1, b.y1) - std::max(a.y0, b.y0));
+    return w * h * kInvScale2;
+}
+
+namespace {
+
+double total_area_px2(const Paths& paths) {
+    double area = 0.0;
+    for (const Path& path : paths) area += signed_area_px2(path);
+    return area;
+}
+
+size_t distinct_points(const Path& path) {
+    // Only "fewer than 3" matters, so stop early.
+    std::vector<IntPoint> seen;
+    for (const IntPoint& p : path) {
+        if (std::find(seen.begin(), seen.end(), p) == seen.end()) {
+            seen.push_back(p);
+            if (seen.size() >= 3) break;
+        }
+    }
+    return seen.size();
+}
+
+}  // namespace
+
+Region make_region(const Polygon& polygon) {
+    Region region;
+    Path path = quantise(polygon);
+    if (path.size() < 3 || distinct_points(path) < 3) return region;
+    ClipperLib::Clipper clipper;
+    clipper.AddPath(path, ClipperLib::ptSubject, true);
+    clipper.Execute(ClipperLib::ctUnion, region.paths, ClipperLib::pftNonZero,
+                    ClipperLib::pftNonZero);
+    region.area = total_area_px2(region.paths);
+    if (!(region.area > 0.0)) {
+        region.paths.clear();
+        region.area = 0.0;
+        return region;
+    }
+    region.box = box_of(region.paths);
+    return region;
+}
+
+Region region_of_clean_path(Path path) {
+    Region region;
+    region.area = signed_area_px2(path);
+    if (!(region.area > 0.0)) return Region{};
+    region.paths.push_back(std::move(path));
+    region.box = box_of(region.paths);
+    return region;
+}
+
+double intersection_area_px2(const Paths& subject, const Paths& clip) {
+    if (subject.empty() || clip.empty()) return 0.0;
+    ClipperLib::Clipper clipper;
+    clipper.AddPaths(subject, ClipperLib::ptSubject, true);
+    clipper.AddPaths(clip, ClipperLib::ptClip, true);
+    Paths solution;
+    clipper.Execute(ClipperLib::ctIntersection, solution, ClipperLib::pftNonZero,
+                    ClipperLib::pftNonZero);
+    return std::max(0.0, total_area_px2(solution));
+}
+
+Path union_outer_ring(const Paths& a, const Paths& b) {
+    ClipperLib::Clipper clipper;
+    if (!a.empty()) clipper.AddPaths(a, ClipperLib::ptSubject, true);
+    if (!b.empty()) clipper.AddPaths(b, ClipperLib::ptClip, true);
+    Paths solution;
+    clipper.Execute(ClipperLib::ctUnion, solution, ClipperLib::pftNonZero,
+                    ClipperLib::pftNonZero);
+    Path best;
+    double best_area = 0.0;
+    for (Path& path : solution) {
+        const double area = signed_area_px2(path);
+        if (area > best_area) {
+            best_area = area;
+            best = std::move(path);
+        }
+    }
+    return best;
+}
+
+Polygon to_polygon(const Path& path) {
+    Polygon polygon;
+    polygon.reserve(path.size());
+    for (const IntPoint& p : path) {
+        polygon.push_back(Point{static_cast<double>(p.X) / kScale, static_cast<double>(p.Y) / kScale});
+    }
+    return polygon;
+}
+
+}  // namespace detail
+
+void validate_polygon(const Polygon& polygon, const std::string& name) {
+    if (polygon.size() < 3) {
+        std::ostringstream msg;
+        msg << name << ": polygon needs at least 3 points, got " << polygon.size();
+        throw InvalidInput(msg.str());
+    }
+    for (const Point& p : polygon) {
+        for (const double v : {p.x, p.y}) {
+            if (std::isnan(v)) throw InvalidInput(name + ": polygon has NaN coordinates");
+            if (std::isinf(v)) throw InvalidInput(name + ": polygon has infinite coordinates");
+            if (std::fabs(v) > kMaxAbsCoordinate) {
+                std::ostringstream msg;
+                msg << name << ": coordinate " << v << " is outside the supported range of +-"
+                    << kMaxAbsCoordinate << " px";
+                throw InvalidInput(msg.str());
+            }
+        }
+    }
+}
+
+double polygon_area(const Polygon& polygon) {
+    validate_polygon(polygon, "polygon");
+    return detail::make_region(polygon).area;
+}
+
+double intersection_area(const Polygon& a, const Polygon& b) {
+    validate_polygon(a, "a");
+    validate_polygon(b, "b");
+    const detail::Region ra = detail::make_region(a);
+    const detail::Region rb = detail::make_region(b);
+    if (!detail::boxes_touch(ra.box, rb.box)) return 0.0;
+    return detail::intersection_area_px2(ra.paths, rb.paths);
+}
+
+Polygon polygon_union(const Polygon& a, const Polygon& b) {
+    validate_polygon(a, "a");
+    validate_polygon(b, "b");
+    const detail::Region ra = detail::make_region(a);
+    const detail::Region rb = detail::make_region(b);
+    return detail::to_polygon(detail::union_outer_ring(ra.paths, rb.paths));
+}
+
+Point polygon_centroid(const Polygon& polygon) {
+    validate_polygon(polygon, "polygon");
+    const detail::Region region = detail::make_region(polygon);
+    if (region.area > 0.0) return detail::centroid_of(region.paths);
+    Point mean;
+    for (const Point& p : polygon) {
+        mean.x += p.x;
+        mean.y += p.y;
+    }
+    mean.x /= static_cast<double>(polygon.size());
+    mean.y /= static_cast<double>(polygon.size());
+    return mean;
+}
+
+}  // namespace vertx

@@ -1,0 +1,109 @@
+"""vertxnet._core: the compiled geometry core (C++17, Clipper, pybind11).
+
+Polygons are (N, 2) arrays of (x, y) pixel coordinates, N >= 3, any real dtype (converted to
+float64), finite, |coordinate| <= MAX_ABS_COORDINATE. Coordinates are quantised to 1/SCALE px;
+rings enclose what they wind around a non-zero number of times. Bad arrays raise ValueError
+naming the argument (e.g. "mrcnn[3]: polygon has NaN coordinates"). The GIL is released while
+C++ works.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+SCALE: float
+"""Coordinates are rounded to multiples of 1/SCALE pixel (1024)."""
+MAX_ABS_COORDINATE: float
+"""Largest accepted |x| or |y| in pixels (1e6)."""
+
+_PolygonLike = npt.ArrayLike
+
+def polygon_area(p: _PolygonLike) -> float:
+    """Area (px^2) enclosed by the ring (non-zero rule); 0.0 for degenerate rings."""
+
+def intersection_area(a: _PolygonLike, b: _PolygonLike) -> float:
+    """Area (px^2) of the intersection of the two enclosed regions."""
+
+def polygon_union(a: _PolygonLike, b: _PolygonLike) -> npt.NDArray[np.float64]:
+    """Outer ring (N, 2) of the union, holes filled; the largest part's ring for disjoint inputs.
+
+    Positive shoelace area, vertices on the 1/SCALE grid; shape (0, 2) when neither encloses area.
+    """
+
+def polygon_centroid(p: _PolygonLike) -> tuple[float, float]:
+    """Centroid (x, y) of the enclosed region; the vertex mean when it encloses no area."""
+
+class EnsembleMask:
+    """One vertebra of the ensemble."""
+
+    @property
+    def polygon(self) -> npt.NDArray[np.float64]:
+        """(N, 2) float64, read-only: the input ring (split/rescued) or the union ring (agreement)."""
+    @property
+    def cls(self) -> Literal["vertebra", "C2", "S1"]: ...
+    @property
+    def score(self) -> float:
+        """Mask R-CNN score; 0.0 for U-Net-only masks."""
+    @property
+    def source(self) -> Literal["agreement", "split", "rescued"]: ...
+    @property
+    def area(self) -> float:
+        """Enclosed area in px^2."""
+    @property
+    def centroid(self) -> tuple[float, float]:
+        """(x, y) centroid of the enclosed region."""
+    @property
+    def unet_index(self) -> int | None:
+        """Index of the U-Net input this mask came from, if any."""
+    @property
+    def mrcnn_index(self) -> int | None:
+        """Index of the Mask R-CNN input this mask came from, if any."""
+
+def ensemble(
+    unet: Iterable[_PolygonLike],
+    mrcnn: Iterable[_PolygonLike],
+    mrcnn_classes: Iterable[str],
+    mrcnn_scores: Sequence[float] | npt.ArrayLike,
+    *,
+    eta: float = 0.6,
+    lam: float = 2.0,
+    tau: float = 0.3,
+    ref_score: float = 0.5,
+    min_area: float = 1.0,
+) -> list[EnsembleMask]:
+    """VertXNet ensemble (SPEC section 3); masks ordered top to bottom by centroid y.
+
+    eta in (0, 1], lam > 0, tau in [0, 1], ref_score in [0, 1], min_area >= 0. Polygons with
+    fewer than 3 distinct points or no enclosed area are dropped with a RuntimeWarning.
+    """
+
+class Labelling:
+    """Anatomical names of a list of masks (SPEC section 4)."""
+
+    @property
+    def labels(self) -> list[str | None]:
+        """One level name ("C1" ... "S1") or None per mask, in input order."""
+    @property
+    def view(self) -> Literal["cervical", "lumbar", "whole"] | None: ...
+    @property
+    def reference(self) -> Literal["C2", "S1", "C2+S1", "none"]: ...
+    @property
+    def flags(self) -> list[str]:
+        """Among "no_reference", "gap_inferred", "label_conflict"."""
+    @property
+    def excluded(self) -> dict[int, str]:
+        """Mask index -> "above_reference" | "below_reference" | "past_sequence_end"."""
+
+def zip_labels(
+    masks: Iterable[EnsembleMask | tuple[_PolygonLike, str, float]],
+    *,
+    gap_factor: float = 1.6,
+) -> Labelling:
+    """Zipper labelling from the best-scoring C2 and/or S1 mask (SPEC section 4).
+
+    Accepts ensemble() output, objects with .polygon/.cls/.score, or (polygon, cls, score)
+    tuples. gap_factor must be > 1: a step between neighbouring centroids longer than
+    gap_factor x the median step skips round(step / median) - 1 levels (at least one).
+    """
