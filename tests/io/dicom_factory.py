@@ -153,6 +153,25 @@ def compressed(ds: Dataset, transfer_syntax: str) -> Dataset:
     return ds
 
 
+def jpeg_baseline(pixels: np.ndarray | None = None, *, quality: int = 95) -> Dataset:
+    """An 8-bit MONOCHROME2 dataset whose pixel data is a baseline JPEG (encoded by OpenCV's
+    libjpeg and encapsulated by pydicom; pydicom has no JPEG encoder of its own)."""
+    import cv2
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    pixels = radiograph(bits=8) if pixels is None else np.asarray(pixels, dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the JPEG test frame")
+    ds = make_dataset(pixels, bits_stored=8)
+    ds.PixelData = encapsulate([buf.tobytes()])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    return ds
+
+
 def make_multiframe(path: str | Path, frames: int = 3) -> Path:
     """An uncompressed multi-frame DX-like file."""
     frame = radiograph()
@@ -169,6 +188,7 @@ __all__ = [
     "PATIENT_ID",
     "PATIENT_NAME",
     "compressed",
+    "jpeg_baseline",
     "make_dataset",
     "make_dicom",
     "make_multiframe",

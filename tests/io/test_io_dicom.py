@@ -12,6 +12,7 @@ from dicom_factory import (
     PATIENT_ID,
     PATIENT_NAME,
     compressed,
+    jpeg_baseline,
     make_dataset,
     make_dicom,
     make_multiframe,
@@ -179,6 +180,13 @@ def test_lossless_compressed_dicom_decodes_to_the_same_pixels(tmp_path, transfer
     image = load_image(write(ds, tmp_path / "c.dcm"))
     np.testing.assert_array_equal(image.pixels, stored)
     assert image.sha256 == plain.sha256  # the hash identifies pixel content, not the encoding
+
+
+def test_jpeg_baseline_dicom_decodes(tmp_path):
+    stored = radiograph(bits=8)
+    image = load_image(write(jpeg_baseline(stored), tmp_path / "jpeg.dcm"))
+    assert image.pixels.dtype == np.uint8
+    assert np.abs(image.pixels.astype(int) - stored.astype(int)).mean() < 2  # lossy, quality 95
 
 
 def test_compressed_monochrome1_is_inverted(tmp_path):
