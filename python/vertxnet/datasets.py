@@ -593,8 +593,10 @@ def read_infer_json(path: str | Path) -> Record:
     if not isinstance(data, dict) or "schema_version" not in data or not isinstance(data.get("vertebrae"), list):
         raise InputError(path, "not a vertx-infer result (needs 'schema_version' and a 'vertebrae' list)")
     inp = data.get("input")
-    if not isinstance(inp, dict) or not isinstance(inp.get("path"), str):
-        raise InputError(path, "'input' must be an object with a 'path'")
+    if not isinstance(inp, dict):
+        raise InputError(path, "'input' must be an object")
+    if not isinstance(inp.get("path"), str) or not inp["path"]:
+        raise InputError(path, "'input.path' is empty: the result cannot be paired with its image")
     width, height = _int_field(inp, "width", "input", path), _int_field(inp, "height", "input", path)
     annotations = []
     for i, v in enumerate(data["vertebrae"]):
