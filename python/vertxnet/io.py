@@ -88,9 +88,12 @@ _SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LoadedImage:
-    """A decoded radiograph at its original size. ``pixels`` is read-only."""
+    """A decoded radiograph at its original size. ``pixels`` is read-only.
+
+    Compared by identity (an array field has no single truth value); compare ``sha256`` instead.
+    """
 
     pixels: np.ndarray
     path: str | None
@@ -147,7 +150,7 @@ def from_array(
         raise ValueError(f"image must have an integer or floating dtype, got {arr.dtype}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError("image has non-finite pixel values")
-    stored = np.array(arr, order="C", copy=True)
+    stored = np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", copy=True)
     digest = _sha256_pixels(stored)
     flags: list[str] = []
     try:
@@ -478,7 +481,6 @@ def _not_dicom_reason(path: str) -> str:
 def _read_dataset(path: str, data: bytes, has_preamble: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     if not has_preamble:
         for magic, what in _OTHER_MAGICS:
@@ -503,16 +505,22 @@ def _read_dataset(path: str, data: bytes, has_preamble: bool):
         if not has_preamble:
             raise InputError(path, _not_dicom_reason(path)) from None
         raise InputError(path, f"DICOM file is truncated or corrupt ({_one_line(exc)})") from None
-    if "TransferSyntaxUID" not in ds.file_meta:
-        encoding = ds.original_encoding
-        if ds["PixelData"].is_undefined_length:
-            raise InputError(path, "DICOM without file meta has compressed pixel data but no transfer syntax")
-        ds.file_meta.TransferSyntaxUID = {
-            (True, True): ImplicitVRLittleEndian,
-            (False, True): ExplicitVRLittleEndian,
-            (False, False): ExplicitVRBigEndian,
-        }.get(encoding, ImplicitVRLittleEndian)
     return ds
+
+
+def _ensure_transfer_syntax(ds) -> None:
+    """A dataset without file meta was read in some uncompressed encoding: record which."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if ds.file_meta.get("TransferSyntaxUID"):
+        return
+    if ds["PixelData"].is_undefined_length:
+        raise _Unusable("DICOM has compressed pixel data but no transfer syntax in its file meta")
+    ds.file_meta.TransferSyntaxUID = {
+        (True, True): ImplicitVRLittleEndian,
+        (False, True): ExplicitVRLittleEndian,
+        (False, False): ExplicitVRBigEndian,
+    }.get(tuple(ds.original_encoding), ImplicitVRLittleEndian)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -549,6 +557,7 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
             if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
                 raise _Unusable("DICOM float pixel data is not supported")
             raise _Unusable("DICOM has no pixel data")
+        _ensure_transfer_syntax(ds)
         rows, cols = _dicom_int(ds, "Rows"), _dicom_int(ds, "Columns")
         if rows is None or cols is None:
             raise _Unusable("DICOM Rows/Columns are missing or invalid")
@@ -597,6 +606,10 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
             flags.append("no_pixel_spacing")
     except _Unusable as exc:
         raise InputError(path, exc.reason) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom parses elements lazily; damage surfaces here
+        raise InputError(path, f"DICOM file is corrupt ({_one_line(exc)})") from None
     del ds.PixelData  # keep only the header as the reference for DICOM SEG
     return _make(pixels, path, bits_stored, spacing, flags, digest, "dicom", ds)
 

@@ -21,7 +21,6 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
     generate_uid,
 )
 
@@ -184,7 +183,6 @@ def make_multiframe(path: str | Path, frames: int = 3) -> Path:
 
 __all__ = [
     "ACCESSION",
-    "ImplicitVRLittleEndian",
     "PATIENT_ID",
     "PATIENT_NAME",
     "compressed",

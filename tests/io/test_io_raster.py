@@ -190,3 +190,11 @@ def test_from_array_rejects_bad_arrays_with_value_error(array, message):
 def test_from_array_rejects_bad_spacing(spacing):
     with pytest.raises(ValueError, match="pixel_spacing_mm must be two finite positive numbers"):
         from_array(radiograph(bits=8), pixel_spacing_mm=spacing)
+
+
+def test_from_array_accepts_big_endian_samples():
+    stored = radiograph(bits=16)
+    image = from_array(stored.astype(">u2"))
+    assert image.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(image.pixels, stored)
+    assert image.sha256 == from_array(stored).sha256
