@@ -29,7 +29,7 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
-from . import core
+from .core import ensemble, zip_labels
 from .bundle import Bundle, load_bundle
 from .errors import InputError, VertxError
 from .io import LoadedImage, from_array, load_image
@@ -218,14 +218,14 @@ class Pipeline:
         timings.update(unet=unet_ms, maskrcnn=mrcnn_ms, trace=unet_trace_ms + mrcnn_trace_ms)
 
         t = time.perf_counter()
-        masks = core.ensemble(
+        masks = ensemble(
             unet_polys, mrcnn_polys, classes, scores,
             eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area,
         )  # fmt: skip
         timings["ensemble"] = _ms_since(t)
 
         t = time.perf_counter()
-        labelling = core.zip_labels(masks, gap_factor=cfg.gap_factor)
+        labelling = zip_labels(masks, gap_factor=cfg.gap_factor)
         timings["label"] = _ms_since(t)
 
         spacing = loaded.pixel_spacing_mm
@@ -240,7 +240,7 @@ class Pipeline:
         return Result(
             input=InputInfo(loaded.path, loaded.width, loaded.height, spacing, loaded.sha256),
             view=labelling.view,
-            reference=labelling.reference,
+            reference=labelling.reference if labelling.reference in ("C2", "S1") else None,  # core says "none"
             vertebrae=vertebrae,
             excluded=excluded,
             flags=flags,

@@ -261,7 +261,7 @@ class Result:
                 )
             )
         return hd.seg.Segmentation(
-            source_images=[self.dicom],
+            source_images=[_with_type2_attributes(self.dicom)],
             pixel_array=planes[None].astype(bool),
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
@@ -275,6 +275,22 @@ class Result:
             device_serial_number="none",
             series_description="vertxnet vertebrae",
         )
+
+
+#: Type 2 patient/study attributes (required, may be empty) that highdicom copies from the source.
+_TYPE2_SOURCE_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def _with_type2_attributes(source: Any) -> Any:
+    """A copy of the source header with absent Type 2 attributes present and empty, as the
+    standard allows; many exported films leave them out."""
+    import copy
+
+    header = copy.copy(source)
+    for keyword in _TYPE2_SOURCE_ATTRIBUTES:
+        if keyword not in header:
+            setattr(header, keyword, None)
+    return header
 
 
 def _vertebra_code(label: str | None) -> Any:

@@ -1,0 +1,266 @@
+"""The pipeline on hand-built models whose answers are known exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.train  # the hand-built ONNX models need the onnx package
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "python/vertxnet/schemas/result.schema.json").read_text())
+
+
+def _close_to_block(polygon: np.ndarray, block, tol: float) -> bool:
+    x0, y0, x1, y1 = block
+    return bool(
+        abs(polygon[:, 0].min() - x0) <= tol
+        and abs(polygon[:, 0].max() - x1) <= tol
+        and abs(polygon[:, 1].min() - y0) <= tol
+        and abs(polygon[:, 1].max() - y1) <= tol
+    )
+
+
+def test_finds_and_names_every_block_in_original_pixels(pipeline, scene):
+    result = pipeline.predict(scene.image)
+    assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
+    assert result.view == "cervical" and result.reference == "C2"
+    # One model pixel is 1 / 0.3048 = 3.3 original pixels; traced outlines run through pixel
+    # centres, so each side sits within about one model pixel of the true edge.
+    for vertebra, block in zip(result.vertebrae, scene.blocks):
+        assert _close_to_block(vertebra.polygon, block, tol=3.5), (vertebra.polygon.min(0), vertebra.polygon.max(0), block)
+        assert vertebra.source == "agreement" and vertebra.score == pytest.approx(0.9)
+    jsonschema.validate(result.to_dict(), SCHEMA)
+
+
+def test_json_matches_schema_and_carries_the_contract_fields(pipeline, scene):
+    result = pipeline.predict(scene.image, pixel_spacing_mm=(0.2, 0.25))
+    doc = json.loads(result.to_json())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["input"]["width"] == 300 and doc["input"]["height"] == 420
+    assert doc["input"]["pixel_spacing_mm"] == [0.2, 0.25]
+    assert set(doc["timings_ms"]) == {"decode", "preprocess", "unet", "maskrcnn", "trace", "ensemble", "label", "total"}
+    assert doc["model"] == {
+        "name": "synthetic-test",
+        "version": "0.0.1",
+        "sha256": pipeline.bundle.manifest_sha256,
+        "backend": "onnxruntime-cpu",
+    }
+    for v in doc["vertebrae"]:
+        assert v["area_mm2"] == pytest.approx(v["area_px"] * 0.2 * 0.25, rel=1e-6)
+
+
+def test_unknown_spacing_gives_no_mm_figures_and_a_flag(pipeline, scene):
+    doc = pipeline.predict(scene.image).to_dict()
+    assert doc["input"]["pixel_spacing_mm"] is None
+    assert "no_pixel_spacing" in doc["flags"]
+    assert all("area_mm2" not in v for v in doc["vertebrae"])
+
+
+def test_letterbox_round_trip_is_exact_on_a_non_square_image():
+    from vertxnet.preprocess import letterbox
+
+    _, box = letterbox(np.zeros((419, 301), np.float32), 128)
+    rng = np.random.default_rng(1)
+    points = rng.uniform([0, 0], [301, 419], size=(200, 2))
+    np.testing.assert_allclose(box.to_original(box.to_model(points)), points, rtol=0, atol=1e-9)
+
+
+def test_a_known_box_becomes_the_expected_original_polygon():
+    from vertxnet.pipeline import trace_instance
+    from vertxnet.preprocess import letterbox
+
+    _, box = letterbox(np.zeros((420, 300), np.float32), 128)
+    polygon = trace_instance(np.ones((28, 28), np.float32), np.array([40.0, 30.0, 60.0, 50.0]), 0.5, 128)
+    # A full mask covers model pixels 40…59 x 30…49; the outline runs through their centres.
+    corners = {(40.5, 30.5), (40.5, 49.5), (59.5, 49.5), (59.5, 30.5)}
+    assert {tuple(p) for p in polygon} == corners
+    original = box.to_original(polygon)
+    expected = {((x - box.pad_x) / box.scale_x, (y - box.pad_y) / box.scale_y) for x, y in corners}
+    assert {tuple(p) for p in original} == expected
+
+
+def test_instance_mask_is_traced_inside_its_box_at_the_right_place():
+    from vertxnet.pipeline import trace_instance
+
+    probs = np.zeros((28, 28), np.float32)
+    probs[:, 14:] = 1.0  # right half of the box only
+    polygon = trace_instance(probs, np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64)
+    # The box is 28 px wide: one mask cell per model pixel, so the right half is pixels 24…37.
+    assert polygon[:, 0].min() == pytest.approx(24.5) and polygon[:, 0].max() == pytest.approx(37.5)
+    assert polygon[:, 1].min() == pytest.approx(10.5) and polygon[:, 1].max() == pytest.approx(37.5)
+    assert trace_instance(np.zeros((28, 28), np.float32), np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64) is None
+    assert trace_instance(probs, np.array([10.0, 10.0, 10.0, 38.0]), 0.5, 64) is None  # empty box
+
+
+def test_unet_components_drop_specks_and_padding():
+    from vertxnet.pipeline import trace_components
+    from vertxnet.preprocess import letterbox
+
+    _, box = letterbox(np.zeros((64, 32), np.float32), 64)  # content is columns 16…47
+    prob = np.zeros((64, 64), np.float32)
+    prob[10:20, 20:30] = 1.0  # a vertebra
+    prob[40, 40] = 1.0  # a one-pixel speck
+    prob[30:40, 0:10] = 1.0  # in the padding: not image content
+    polygons = trace_components(prob, 0.5, box, min_area=4, logits=False)
+    assert len(polygons) == 1
+    model = box.to_model(polygons[0])
+    assert model[:, 0].min() == pytest.approx(20.5) and model[:, 0].max() == pytest.approx(29.5)
+
+
+def test_mrcnn_only_polygons_reach_the_output_exactly(tmp_path, scene):
+    """With a silent U-Net the ensemble keeps the Mask R-CNN outlines as they are."""
+    import synthetic_bundle as sb
+    from vertxnet.pipeline import Pipeline, trace_instance
+    from vertxnet.preprocess import PreprocessConfig, prepare
+
+    bundle = sb.write_bundle(tmp_path / "b", 128, scene.model_boxes, [0.9] * 5, [2, 1, 1, 1, 1], unet_cut=1e6)
+    with Pipeline(bundle, threads=1) as pipe:
+        result = pipe.predict(scene.image)
+    _, box = prepare(scene.image, PreprocessConfig(input_size=128))
+    expected = [box.to_original(trace_instance(np.ones((28, 28), np.float32), b, 0.5, 128)) for b in scene.model_boxes]
+    assert len(result.vertebrae) == 5
+    for vertebra, want in zip(result.vertebrae, expected):
+        got = {tuple(np.round(p, 6)) for p in vertebra.polygon}
+        assert got == {tuple(np.round(p, 6)) for p in want}
+
+
+def test_nothing_found_is_an_input_error_unless_allowed(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.errors import InputError
+    from vertxnet.pipeline import Pipeline, PipelineConfig
+
+    empty = sb.write_bundle(tmp_path / "empty", 128, np.zeros((0, 4)), [], [], unet_cut=1e6)
+    with Pipeline(empty, threads=1) as pipe:
+        with pytest.raises(InputError, match="no vertebra found"):
+            pipe.predict(scene.image)
+    with Pipeline(empty, threads=1, config=PipelineConfig(require_vertebrae=False)) as pipe:
+        result = pipe.predict(scene.image)
+    assert result.vertebrae == [] and result.view is None
+    jsonschema.validate(result.to_dict(), SCHEMA)
+
+
+def test_no_reference_leaves_vertebrae_unnamed(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.pipeline import Pipeline
+    from vertxnet.result import UNNAMED_VALUE
+
+    bundle = sb.write_bundle(tmp_path / "noref", 128, scene.model_boxes, [0.9] * 5, [1] * 5)
+    with Pipeline(bundle, threads=1) as pipe:
+        result = pipe.predict(scene.image)
+    assert [v.label for v in result.vertebrae] == [None] * 5
+    assert "no_reference" in result.flags and result.reference is None
+    assert set(np.unique(result.label_mask())) == {0, UNNAMED_VALUE}
+    jsonschema.validate(result.to_dict(), SCHEMA)
+
+
+def test_thresholds_default_to_the_manifest_and_can_be_overridden(scene):
+    from vertxnet.bundle import load_bundle
+    from vertxnet.pipeline import PipelineConfig
+
+    bundle = load_bundle(scene.bundle)
+    config = PipelineConfig(eta=0.4).resolved(bundle.thresholds)
+    assert config.eta == 0.4 and config.lam == 2.0 and config.unet_threshold == 0.5 and config.gap_factor == 1.6
+    with pytest.raises(ValueError, match="eta"):
+        PipelineConfig(eta=1.5).resolved(bundle.thresholds)
+    with pytest.raises(ValueError, match="gap_factor"):
+        PipelineConfig(gap_factor=0.5).resolved(bundle.thresholds)
+
+
+def test_score_threshold_drops_weak_detections(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.pipeline import Pipeline, PipelineConfig
+
+    bundle = sb.write_bundle(tmp_path / "weak", 128, scene.model_boxes, [0.9, 0.3, 0.9, 0.9, 0.9], [2, 1, 1, 1, 1], unet_cut=1e6)
+    with Pipeline(bundle, threads=1) as pipe:
+        assert len(pipe.predict(scene.image).vertebrae) == 4
+    with Pipeline(bundle, threads=1, config=PipelineConfig(score_threshold=0.2)) as pipe:
+        assert len(pipe.predict(scene.image).vertebrae) == 5
+
+
+def test_tampered_bundle_is_refused_naming_the_file(tmp_path, scene):
+    import shutil
+
+    from vertxnet.errors import BundleError
+    from vertxnet.pipeline import Pipeline
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(scene.bundle, copy)
+    with open(copy / "unet.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match=r"unet\.onnx.*sha256"):
+        Pipeline(copy)
+
+
+def test_a_model_breaking_the_output_contract_is_a_bundle_error(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.errors import BundleError
+    from vertxnet.pipeline import Pipeline
+
+    bundle = sb.write_bundle(tmp_path / "small", 128, scene.model_boxes, [0.9] * 5, [2, 1, 1, 1, 1])
+    sb.threshold_unet(bundle / "unet.onnx", 64)  # wrong input size for the manifest's 128
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    from vertxnet.bundle import write_manifest
+
+    write_manifest(bundle, manifest)
+    with Pipeline(bundle, threads=1) as pipe:
+        with pytest.raises(BundleError, match="unet.onnx"):
+            pipe.predict(scene.image)
+
+
+def test_results_are_identical_across_runs_apart_from_timings(pipeline, scene):
+    a = pipeline.predict(scene.image).to_json(timings=False)
+    b = pipeline.predict(scene.image).to_json(timings=False)
+    assert a == b and "timings_ms" not in json.loads(a)
+
+
+def test_predict_many_reports_bad_inputs_and_keeps_going(pipeline, scene, tmp_path):
+    from vertxnet.errors import InputError
+
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), scene.image)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:200])
+    outcomes = list(pipeline.predict_many([str(good), str(bad), scene.image, str(good)]))
+    assert [type(o).__name__ for _, o in outcomes] == ["Result", "InputError", "Result", "Result"]
+    assert outcomes[1][0] == str(bad) and isinstance(outcomes[1][1], InputError)
+    assert str(bad) in str(outcomes[1][1])
+    assert outcomes[0][1].input.path == str(good)
+    assert outcomes[0][1].to_json(timings=False) == outcomes[3][1].to_json(timings=False)
+
+
+def test_sessions_are_reused_across_predictions(pipeline, scene):
+    unet, mrcnn = pipeline._unet, pipeline._mrcnn
+    pipeline.predict(scene.image)
+    pipeline.predict(scene.image)
+    assert pipeline._unet is unet and pipeline._mrcnn is mrcnn
+
+
+def test_label_mask_coco_and_overlay(pipeline, scene):
+    from vertxnet.levels import level_index
+
+    result = pipeline.predict(scene.image)
+    mask8, mask16 = result.label_mask(np.uint8), result.label_mask(np.uint16)
+    assert mask8.dtype == np.uint8 and mask16.dtype == np.uint16 and mask8.shape == (420, 300)
+    np.testing.assert_array_equal(mask8, mask16)
+    for vertebra, block in zip(result.vertebrae, scene.blocks):
+        cx, cy = (block[0] + block[2]) // 2, (block[1] + block[3]) // 2
+        assert mask8[cy, cx] == level_index(vertebra.label)
+    assert mask8[5, 5] == 0
+    with pytest.raises(ValueError):
+        result.label_mask(np.int32)
+
+    coco = result.to_coco()
+    assert [a["category_id"] for a in coco["annotations"]] == [level_index(n) for n in ("C2", "C3", "C4", "C5", "C6")]
+    assert coco["images"][0]["width"] == 300 and coco["annotations"][0]["iscrowd"] == 0
+    x, y, w, h = coco["annotations"][0]["bbox"]
+    assert x == pytest.approx(result.vertebrae[0].bbox[0], abs=1e-4) and w > 0 and h > 0
+
+    overlay = result.overlay()
+    assert overlay.dtype == np.uint8 and overlay.shape == (420, 300, 3)
+    # Outlines are coloured; the film itself is gray.
+    assert np.any(overlay[..., 0] != overlay[..., 1])
