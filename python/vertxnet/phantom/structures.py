@@ -1,0 +1,303 @@
+"""Everything on a lateral film besides the vertebral bodies: posterior elements, C1, skull and
+mandible, airway, shoulders, ribs, pelvis, bowel gas, soft tissue and metal implants."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .anatomy import Body
+from .render import MU_SOFT, Canvas
+from .scene import Spine
+
+
+def _mean_h(b: Body) -> float:
+    return (b.h_ant + b.h_post) / 2
+
+
+# ------------------------------------------------------------------------------------------------
+# posterior elements
+
+
+def add_posterior_elements(canvas: Canvas, b: Body) -> None:
+    """Pedicles, articular pillar, lamina, spinous and transverse processes of one vertebra."""
+    if b.level is None:
+        return
+    region = "C" if b.level.startswith("C") else ("L" if b.level.startswith("L") else "T")
+    if b.level == "S1":
+        return
+    d, h = b.depth, _mean_h(b)
+    ped_len = (0.38 if region == "C" else 0.45) * d
+    ped_w = {"C": 5.5, "T": 7.0, "L": 9.0}[region]
+    pillar_u = -d / 2 - ped_len
+    w = b.to_world
+    # pedicles (left and right superimpose: twice the beam path)
+    canvas.add_capsule(w([-d / 2 + 1.0, -0.18 * h]), w([pillar_u, -0.1 * h]), 0.2 * h, 0.18 * h, 2 * ped_w)
+    # articular pillar / superior and inferior articular processes, overlapping the neighbours'
+    canvas.add_capsule(w([pillar_u + 0.08 * h, -0.62 * h]), w([pillar_u - 0.08 * h, 0.6 * h]),
+                       0.23 * h, 0.2 * h, 2 * (7.0 if region == "C" else 9.0), density=1.05)
+    lam_len = {"C": 0.45, "T": 0.35, "L": 0.4}[region] * d
+    lam_end = np.array([pillar_u - lam_len, 0.45 * h])
+    canvas.add_capsule(w([pillar_u - 0.05 * h, 0.05 * h]), w(lam_end), 0.15 * h, 0.14 * h, 2 * 6.0)
+    sp_len = {"C": 0.85, "T": 1.25, "L": 0.95}[region] * d
+    sp_angle = np.deg2rad({"C": 22.0, "T": 55.0, "L": 8.0}[region])
+    r0, r1 = {"C": (0.2, 0.12), "T": (0.16, 0.12), "L": (0.36, 0.26)}[region]
+    if b.level == "C7":
+        sp_len *= 1.6
+    elif b.level == "C2":
+        sp_len *= 1.35
+        r0, r1 = 0.28, 0.18
+    tip = lam_end + sp_len * np.array([-np.cos(sp_angle), np.sin(sp_angle)])
+    canvas.add_capsule(w(lam_end), w(tip), r0 * h, r1 * h, {"C": 6.0, "T": 7.0, "L": 9.0}[region])
+    if region != "C":  # transverse processes project laterally: a blob over the pedicle
+        canvas.add_ellipsoid(w([-d / 2 - 0.8 * ped_len, -0.05 * h]), 0.2 * h, 0.16 * h, b.phi, 45.0, density=0.6)
+
+
+def add_atlas(canvas: Canvas, c2: Body) -> None:
+    """C1: anterior arch in front of the dens, lateral masses over it, posterior arch behind."""
+    d, h = c2.depth, _mean_h(c2)
+    dens_u = -0.12 * d
+    top = -h / 2 - c2.dens_height
+    w = c2.to_world
+    canvas.add_ellipsoid(w([dens_u + c2.dens_depth / 2 + 2.5 + 3.5, top + 0.6 * c2.dens_height]), 3.5, 6.0, c2.phi,
+                         14.0, density=1.0)
+    canvas.add_ellipsoid(w([dens_u - 2.0, top + 0.45 * c2.dens_height]), 11.0, 7.5, c2.phi, 32.0, density=0.85)
+    a0 = np.array([-d / 2 - 6.0, top + 0.5 * c2.dens_height])
+    a1 = a0 + np.array([-24.0, 1.5])
+    canvas.add_capsule(w(a0), w(a1), 3.8, 3.2, 12.0)
+    canvas.add_ellipsoid(w(a1 + np.array([-2.5, 0.5])), 4.5, 6.5, c2.phi, 9.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# soft tissue (patient outline) as a beam path through an elliptic cylinder per height
+
+
+def soft_tissue(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Adds the body's soft tissue and returns the mask of pixels inside the patient."""
+    f = canvas.field
+    ys, xs = np.mgrid[0 : f.height, 0 : f.width].astype(np.float32) + 0.5
+    world = f.to_world(np.stack([xs, ys], axis=-1))
+    p = spine.patient_frame(world)
+    px, py = p[..., 0], p[..., 1]
+    named = [b for b in spine.bodies if b.level is not None]
+    pf = spine.patient_frame
+    ant = np.array([pf(b.to_world(np.array([b.depth / 2, 0.0])))[0] for b in named])
+    post = np.array([pf(b.to_world(np.array([-b.depth / 2, 0.0])))[0] for b in named])
+    yc = np.array([pf(b.center)[1] for b in named])
+    levels = [b.level for b in named]
+    j = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
+    if spine.view == "cervical":
+        i2, i7 = levels.index("C2"), levels.index("C7")
+        y_head = yc[i2] - 25.0
+        y_sh = yc[i7] + j(-5.0, 25.0) - 10.0 * (strength - 1.0)
+        y_keys = np.array([y_head - 200, y_head - 10, yc[i2] + 10, yc[i7] - 15, y_sh, y_sh + 40, y_sh + 400])
+        a_neck = np.interp(y_keys, yc, ant) + j(30.0, 48.0)
+        p_neck = np.interp(y_keys, yc, post) - j(55.0, 75.0)
+        ant_keys = np.array([a_neck[0] + 140, a_neck[1] + 110, a_neck[2] + 10, a_neck[3], a_neck[4] + 15, a_neck[5] + 60, a_neck[6] + 80])
+        post_keys = np.array([p_neck[0] - 60, p_neck[1] - 45, p_neck[2], p_neck[3], p_neck[4] - 20, p_neck[5] - 70, p_neck[6] - 90])
+        wide = j(0.8, 1.2) * max(strength, 0.2)
+        width_keys = np.array([150, 150, 115, 110, 160 * wide, 330 * wide, 380 * wide]) * j(0.9, 1.1)
+    else:
+        i1, is1 = levels.index("L1"), levels.index("S1")
+        y_pelvis = yc[is1] - 20.0
+        y_keys = np.array([yc[0] - 400, yc[i1], y_pelvis, y_pelvis + 120, y_pelvis + 600])
+        a0 = float(np.mean(ant)) + j(110.0, 220.0)
+        p0 = float(np.min(post)) - j(75.0, 115.0)
+        ant_keys = np.array([a0 - 20, a0, a0 + 10, a0 + 20, a0 + 20])
+        post_keys = np.array([p0 + 10, p0, p0 - 25, p0 - 50, p0 - 50])
+        width_keys = np.array([300, 300, 340, 380, 380]) * j(0.85, 1.15)
+    xa = np.interp(py, y_keys, ant_keys)
+    xp = np.interp(py, y_keys, post_keys)
+    wt = np.interp(py, y_keys, width_keys)
+    half = np.maximum((xa - xp) / 2, 1.0)
+    q = np.clip(1.0 - ((px - (xa + xp) / 2) / half) ** 2, 0.0, None)
+    path = wt * np.sqrt(q)
+    canvas.att += (MU_SOFT * path).astype(np.float32)
+    return path > 15.0
+
+
+# ------------------------------------------------------------------------------------------------
+# view-specific shadows
+
+
+def add_cervical_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength: float) -> None:
+    c2 = spine.body("C2")
+    d, h = c2.depth, _mean_h(c2)
+    w = c2.to_world
+    tip = -h / 2 - c2.dens_height
+    # skull: vault as an ellipsoidal shell, plus the dense skull base / mastoid over C1
+    centre = np.array([rng.uniform(-10.0, 10.0), tip - rng.uniform(75.0, 88.0)])
+    for a, b_, dep, sign in ((92.0, 72.0, 150.0, 1.0), (85.0, 65.0, 138.0, -1.0)):
+        canvas.add_ellipsoid(w(centre), a, b_, c2.phi, dep, material="cortical", density=sign)
+    canvas.add_ellipsoid(w([-4.0 + rng.uniform(-4, 4), tip - 14.0]), 24.0, 11.0, c2.phi + 0.2, 45.0, density=1.4)
+    canvas.add_ellipsoid(w([d / 2 + 18.0, tip - 28.0]), 30.0, 9.0, c2.phi - 0.35, 40.0, density=1.2)  # skull base / clivus
+    # mandible: ramus and body, left and right slightly apart (imperfect superimposition)
+    angle_pt = np.array([d / 2 + rng.uniform(14.0, 26.0), rng.uniform(0.2, 0.9) * h])
+    condyle = np.array([d / 2 + rng.uniform(6.0, 14.0), tip - 6.0])
+    chin = angle_pt + np.array([rng.uniform(75.0, 95.0), -rng.uniform(10.0, 25.0)])
+    for off in (np.zeros(2), rng.uniform(-6.0, 6.0, 2)):
+        canvas.add_capsule(w(condyle + off), w(angle_pt + off), 10.0, 11.0, 8.0, cortex=1.8)
+        canvas.add_capsule(w(angle_pt + off), w(chin + off), 11.0, 13.0, 10.0, cortex=2.0)
+        for k in range(6):  # lower teeth along the alveolar ridge
+            t = 0.25 + 0.12 * k
+            pt = angle_pt + off + t * (chin - angle_pt) + np.array([0.0, -13.0])
+            canvas.add_ellipsoid(w(pt), 4.0, 7.0, c2.phi, 10.0, density=2.2)
+    canvas.add_capsule(w([d / 2 + 14.0, tip - 18.0]), w([d / 2 + 70.0, tip - 24.0]), 4.5, 4.0, 40.0, density=0.8)  # palate
+    # hyoid
+    c3 = spine.body("C3")
+    canvas.add_ellipsoid(c3.to_world([c3.depth / 2 + rng.uniform(25, 35), rng.uniform(0.0, 0.8) * _mean_h(c3)]),
+                         6.0, 3.5, c3.phi + 0.3, 30.0, density=1.1)
+    # airway: pharynx and trachea in front of the prevertebral soft tissue
+    pts, radii = [], []
+    for b in spine.bodies[:7]:
+        prevert = 4.0 if b.level in ("C2", "C3", "C4") else 13.0
+        radius = 6.0 if b.level in ("C2", "C3") else 8.0
+        pts.append(b.to_world([b.depth / 2 + prevert + radius, 0.0]))
+        radii.append(radius)
+    pts.insert(0, w([d / 2 + 8.0 + 6.0, tip - 5.0]))
+    radii.insert(0, 6.0)
+    for p0, p1, r0, r1 in zip(pts[:-1], pts[1:], radii[:-1], radii[1:]):
+        canvas.add_capsule(p0, p1, r0, r1, 18.0 * strength, material="air")
+    # shoulders: humeral heads and clavicles over the cervico-thoracic junction
+    if strength > 0:
+        c7 = spine.body("C7")
+        base = np.array([rng.uniform(-25.0, 10.0), rng.uniform(2.5, 4.5) * _mean_h(c7) - 10.0 * (strength - 1.0)])
+        for off in (np.zeros(2), rng.uniform(-12.0, 12.0, 2)):
+            centre = c7.to_world(base + off)
+            canvas.add_ellipsoid(centre, 24.0, 24.0, 0.0, 48.0 * min(strength, 1.5), density=0.5, cortex=1.0)
+            canvas.add_capsule(centre + np.array([-30.0, -10.0]), centre + np.array([80.0, 25.0]), 5.0, 6.0,
+                               14.0 * min(strength, 1.5), cortex=1.5)
+
+
+def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength: float) -> None:
+    # ribs from the lower thoracic vertebrae, sweeping down and forward
+    for level, reach in (("T10", 1.6), ("T11", 1.1), ("T12", 0.5)):
+        b = spine.body(level)
+        if b is None:
+            continue
+        d, h = b.depth, _mean_h(b)
+        for off in (np.zeros(2), rng.uniform(-8.0, 8.0, 2)):
+            ctrl = np.array([[-d / 2 - 4, -0.3 * h], [-d / 2 - 28, 0.4 * h], [-d / 2 - 18, 1.6 * h],
+                             [reach * d * 0.4, 2.6 * h], [reach * d, 3.2 * h]]) + off
+            pts = _bezier(ctrl, 12)
+            for p0, p1 in zip(pts[:-1], pts[1:]):
+                canvas.add_capsule(b.to_world(p0), b.to_world(p1), 5.5, 5.5, 14.0, cortex=1.2)
+    s1 = spine.body("S1")
+    l5 = spine.body("L5")
+    l4 = spine.body("L4")
+    sd, sh = s1.depth, _mean_h(s1)
+    # sacral alae, median crest and the rest of the sacral triangle's bone mass
+    canvas.add_ellipsoid(s1.to_world([-0.05 * sd, 0.2 * sh]), 0.55 * sd, 0.75 * sh, s1.phi, 50.0, density=0.55)
+    sacral = [b for b in spine.bodies if b.segment == "sacral"]
+    crest = [s1.to_world([-sd / 2 - 7.0, -0.2 * sh])] + [b.to_world([-b.depth / 2 - 6.0, 0.0]) for b in sacral]
+    for p0, p1 in zip(crest[:-1], crest[1:]):
+        canvas.add_capsule(p0, p1, 6.0, 5.0, 18.0)
+    # pelvis: both iliac wings (slightly apart), crests, femoral heads
+    x_post = l5.to_world([-l5.depth / 2, 0.0])[0] - rng.uniform(25.0, 45.0)
+    x_ant = l5.to_world([l5.depth / 2, 0.0])[0] + rng.uniform(35.0, 60.0)
+    y_crest = l4.to_world([0.0, _mean_h(l4) / 2])[1] + rng.uniform(-12.0, 12.0)
+    t = np.linspace(0.0, 1.0, 13)
+    for k, off in enumerate((np.zeros(2), rng.uniform(-7.0, 7.0, 2))):
+        xs = x_post + t * (x_ant - x_post) + off[0]
+        ys = y_crest + off[1] + 70.0 * ((t - 0.45) / 0.55) ** 2
+        crest_pts = np.stack([xs, ys], 1)
+        wing = np.vstack([crest_pts, [[x_ant - 15 + off[0], y_crest + 115 + off[1]], [x_post + 30 + off[0], y_crest + 100 + off[1]]]])
+        canvas.add_polygon(wing, 9.0 * min(strength, 1.3), material="bone")
+        for p0, p1 in zip(crest_pts[:-1], crest_pts[1:]):
+            canvas.add_capsule(p0, p1, 3.0, 3.0, 15.0, cortex=1.5)
+        head = np.array([x_ant - rng.uniform(5.0, 20.0), y_crest + rng.uniform(125.0, 150.0)]) + off
+        canvas.add_ellipsoid(head, 24.0, 24.0, 0.0, 48.0, density=0.9, cortex=1.5)
+        canvas.add_capsule(head + [-28, -20], head + [22, -30], 5.0, 5.0, 30.0, cortex=2.0)  # acetabular roof
+    # bowel gas anterior to (and over) the lumbar spine
+    n_gas = rng.poisson(4.0 * strength)
+    l1 = spine.body("L1")
+    for _ in range(int(n_gas)):
+        u = rng.uniform(-0.2, 3.0) * l1.depth
+        v = rng.uniform(0.0, 1.0)
+        y = l1.center[1] + v * (s1.center[1] - l1.center[1])
+        x = np.interp(y, [l1.center[1], s1.center[1]], [l1.center[0], s1.center[0]]) + u
+        canvas.add_ellipsoid(np.array([x, y]), rng.uniform(6.0, 25.0), rng.uniform(5.0, 16.0), rng.uniform(0, np.pi),
+                             rng.uniform(15.0, 45.0), material="air")
+
+
+def _bezier(ctrl: np.ndarray, n: int) -> np.ndarray:
+    """n points on the Bezier curve of the control points (de Casteljau, vectorised over t)."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    layer = [np.repeat(c[None], n, 0) for c in np.asarray(ctrl, float)]
+    while len(layer) > 1:
+        layer = [(1 - t) * a + t * b for a, b in zip(layer[:-1], layer[1:])]
+    return layer[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# implants
+
+
+def add_implants(canvas: Canvas, spine: Spine, rng: np.random.Generator, probability: float) -> list[dict]:
+    """Pedicle screws + rods and interbody cages (lumbar), anterior plate + cage (cervical)."""
+    draw, kind_u, start_u, n_u = rng.random(4)
+    if draw >= probability:
+        return []
+    implants: list[dict] = []
+    if spine.view == "cervical":
+        start = ["C3", "C4", "C5", "C6"][int(start_u * 4)]
+        names = [start, f"C{int(start[1]) + 1}"]
+        if n_u < 0.35 and start != "C6":
+            names.append(f"C{int(start[1]) + 2}")
+        bodies = [spine.body(n) for n in names]
+        plate = []
+        for b in bodies:
+            plate.append(b.to_world([b.depth / 2 + 1.5, -0.25 * _mean_h(b)]))
+        top = bodies[0].to_world([bodies[0].depth / 2 + 1.0, -0.3 * _mean_h(bodies[0])])
+        bot = bodies[-1].to_world([bodies[-1].depth / 2 + 1.0, 0.3 * _mean_h(bodies[-1])])
+        _plate(canvas, top, bot, 2.4, 16.0)
+        implants.append({"type": "anterior_plate", "levels": names})
+        for b in (bodies[0], bodies[-1]):
+            h = _mean_h(b)
+            for sign in (-1, 1):
+                canvas.add_capsule(b.to_world([b.depth / 2 + 1.5, sign * 0.22 * h]), b.to_world([-0.15 * b.depth, sign * 0.1 * h]),
+                                   2.0, 1.6, 8.0, material="metal")
+        for upper, lower in zip(bodies[:-1], bodies[1:]):
+            _cage(canvas, upper, lower)
+            implants.append({"type": "cage", "levels": [upper.level, lower.level]})
+        return implants
+    order = ["L2", "L3", "L4", "L5", "S1"]
+    start = int(start_u * 3)
+    count = 2 if n_u < 0.6 else 3
+    names = order[start : start + count]
+    bodies = [spine.body(n) for n in names]
+    if kind_u < 0.75:
+        heads = []
+        for b in bodies:
+            d, h = b.depth, _mean_h(b)
+            entry = np.array([-d / 2 - 0.45 * d - 6.0, -0.05 * h])
+            tip = np.array([0.32 * d, 0.0 if b.level != "S1" else 0.1 * h])
+            canvas.add_capsule(b.to_world(entry), b.to_world(tip), 3.3, 2.6, 2 * 6.0, material="metal")
+            head = b.to_world(entry + np.array([-4.0, 0.0]))
+            canvas.add_ellipsoid(head, 6.5, 5.5, b.phi, 2 * 11.0, material="metal")
+            heads.append(head)
+        for p0, p1 in zip(heads[:-1], heads[1:]):
+            ext = (p1 - p0) * 0.12
+            canvas.add_capsule(p0 - ext, p1 + ext, 2.75, 2.75, 2 * 5.5, material="metal")
+        implants.append({"type": "pedicle_screws_rods", "levels": names})
+    if kind_u > 0.45:
+        for upper, lower in zip(bodies[:-1], bodies[1:]):
+            _cage(canvas, upper, lower)
+            implants.append({"type": "cage", "levels": [upper.level, lower.level]})
+    return implants
+
+
+def _plate(canvas: Canvas, top: np.ndarray, bottom: np.ndarray, thickness: float, width: float) -> None:
+    axis = bottom - top
+    normal = np.array([axis[1], -axis[0]]) / (np.hypot(*axis) + 1e-9) * thickness / 2
+    canvas.add_polygon(np.array([top - normal, top + normal, bottom + normal, bottom - normal]), width, material="metal")
+
+
+def _cage(canvas: Canvas, upper: Body, lower: Body) -> None:
+    """A titanium interbody cage: a hollow box spanning the disc space."""
+    a, b = upper.corner("post_bottom"), upper.corner("ant_bottom")
+    c, d = lower.corner("ant_top"), lower.corner("post_top")
+    centre = (a + b + c + d) / 4
+    outer = centre + 0.8 * (np.array([a, b, c, d]) - centre)
+    inner = centre + 0.55 * (np.array([a, b, c, d]) - centre)
+    canvas.add_polygon(outer, 7.0, material="metal")
+    canvas.add_polygon(inner, -5.0, material="metal")
