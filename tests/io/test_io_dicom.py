@@ -81,6 +81,18 @@ def test_signed_monochrome1_inverts_within_signed_range(tmp_path):
     np.testing.assert_array_equal(image.pixels, (-2048 + 2047 - stored.astype(np.float64)).astype(np.float32))
 
 
+def test_32_bit_pixels_with_rescale_and_inversion(tmp_path):
+    # A range too wide for one lookup table: the transforms run on the pixels directly.
+    stored = radiograph(bits=16).astype(np.uint32) * 20
+    ds = make_dataset(radiograph(bits=16), bits_stored=16, rescale=(0.5, 10.0), photometric="MONOCHROME1")
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+    ds.PixelData = stored.tobytes()
+    image = load_image(write(ds, tmp_path / "b32.dcm"))
+    lo, hi = 10.0, (2.0**32 - 1) * 0.5 + 10.0
+    np.testing.assert_allclose(image.pixels, lo + hi - (stored * 0.5 + 10.0), rtol=1e-6)
+    assert image.bits_stored == 32 and image.pixels.dtype == np.float32
+
+
 # --------------------------------------------------------------------------- Modality and VOI LUT
 
 
