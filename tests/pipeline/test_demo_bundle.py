@@ -1,0 +1,42 @@
+"""The shipped demo bundle end to end on fresh phantoms it was never trained on (seed 900000+)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "python/vertxnet/schemas/result.schema.json").read_text())
+N_IMAGES = 20
+TEST_SEED = 900000
+
+
+@pytest.mark.slow
+def test_demo_bundle_segments_and_names_fresh_phantoms():
+    from vertxnet.errors import InputError
+    from vertxnet.metrics import EvalConfig, evaluate
+    from vertxnet.phantom import PhantomConfig, generate
+    from vertxnet.pipeline import Pipeline
+
+    config = PhantomConfig(view="mixed", size=512, seed=TEST_SEED, difficulty="normal")
+    truth, pred, views = [], [], set()
+    with Pipeline() as pipe:  # the shipped demo bundle, default backend
+        for index in range(N_IMAGES):
+            image, record = generate(config, index)
+            views.add(record.view)
+            truth.append(record)
+            try:
+                result = pipe.predict(image, pixel_spacing_mm=record.pixel_spacing_mm)
+            except InputError:
+                continue  # nothing found: every vertebra of this film counts as missed
+            jsonschema.validate(result.to_dict(), SCHEMA)
+            predicted = result.to_record()
+            predicted.image_id = record.image_id
+            pred.append(predicted)
+    assert views == {"cervical", "lumbar"}
+    report = evaluate(truth, pred, config=EvalConfig(pair_by="id"))
+    print(report.table())
+    assert report.dice_mean >= 0.85
+    assert report.identification_accuracy >= 0.90
