@@ -240,7 +240,7 @@ class Pipeline:
         return Result(
             input=InputInfo(loaded.path, loaded.width, loaded.height, spacing, loaded.sha256),
             view=labelling.view,
-            reference=labelling.reference if labelling.reference in ("C2", "S1") else None,  # core says "none"
+            reference=None if labelling.reference == "none" else labelling.reference,
             vertebrae=vertebrae,
             excluded=excluded,
             flags=flags,

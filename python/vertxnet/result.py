@@ -90,7 +90,7 @@ class Result:
 
     input: InputInfo
     view: str | None  # "cervical" | "lumbar" | "whole" | None
-    reference: str | None  # "C2" | "S1" | None
+    reference: str | None  # "C2" | "S1" | "C2+S1" | None
     vertebrae: list[Vertebra]
     excluded: list[Vertebra]
     flags: list[str]

@@ -264,3 +264,32 @@ def test_label_mask_coco_and_overlay(pipeline, scene):
     assert overlay.dtype == np.uint8 and overlay.shape == (420, 300, 3)
     # Outlines are coloured; the film itself is gray.
     assert np.any(overlay[..., 0] != overlay[..., 1])
+
+
+def test_masks_above_the_reference_are_excluded_with_their_reason(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.pipeline import Pipeline
+
+    bundle = sb.write_bundle(tmp_path / "c2second", 128, scene.model_boxes, [0.9] * 5, [1, 2, 1, 1, 1])
+    with Pipeline(bundle, threads=1) as pipe:
+        result = pipe.predict(scene.image)
+    assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5"]
+    assert len(result.excluded) == 1 and result.excluded[0].reason == "above_reference"
+    assert result.excluded[0].label is None
+    doc = result.to_dict()
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["excluded"][0]["reason"] == "above_reference"
+    assert result.label_mask()[65, 150] == 0  # excluded masks are not in the label image
+
+
+def test_both_references_give_a_whole_spine_view(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.pipeline import Pipeline
+
+    bundle = sb.write_bundle(tmp_path / "both", 128, scene.model_boxes, [0.9] * 5, [2, 1, 1, 1, 3])
+    with Pipeline(bundle, threads=1) as pipe:
+        result = pipe.predict(scene.image)
+    assert result.view == "whole" and result.reference == "C2+S1"
+    assert result.vertebrae[0].label == "C2" and result.vertebrae[-1].label == "S1"
+    assert "label_conflict" in result.flags  # five bodies cannot span C2…S1
+    jsonschema.validate(result.to_dict(), SCHEMA)
