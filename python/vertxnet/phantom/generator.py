@@ -41,16 +41,15 @@ def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generato
     pick, frac_u, size_u, aspect_u, pos_u, mirror_u = rng.random(6)
     # share of the end vertebra left inside the field: 1 = cut in the disc beyond it
     frac = 1.0 - knobs.partial_edge * 0.95 * frac_u
-    scale = 1.0 + knobs.scale_jitter * (2.0 * size_u - 1.0)
+    scale = 1.0 + 1.5 * knobs.scale_jitter * size_u  # the field is larger than the spine needs
     if cervical:
         last = "T1" if pick < 0.7 else "T2"
         y0, y1 = ext[last]
         nxt = ext["T2" if last == "T1" else "T3"][0]
         y_bottom = y0 + frac * (y1 - y0) if frac < 1.0 else y1 + 0.5 * (nxt - y1)
-        height = 190.0 * scale
         c2 = spine.body("C2")
-        y_c1 = float(c2.to_world(c2.outline(n=48))[:, 1].min()) - 12.0
-        height = max(height, y_bottom - y_c1 + 20.0)
+        y_c1 = float(c2.to_world(c2.outline(n=48))[:, 1].min()) - 12.0  # top of the atlas
+        height = (y_bottom - y_c1) * scale + 35.0
         y_top = y_bottom - height
         aspect = 0.8 + 0.2 * aspect_u
     else:
@@ -58,8 +57,7 @@ def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generato
         y0, y1 = ext[first]
         prv = ext[{"T12": "T11", "T11": "T10", "T10": "T9"}[first]][1]
         y_top = y1 - frac * (y1 - y0) if frac < 1.0 else y0 - 0.5 * (y0 - prv)
-        height = 320.0 * scale
-        height = max(height, ext["S1"][1] - y_top + 25.0)
+        height = (ext["S1"][1] - y_top) * scale + 45.0
         aspect = 0.72 + 0.18 * aspect_u
     # a view always has the longer side vertical here; `size` is that side in pixels
     height_px = size
@@ -111,6 +109,7 @@ def _detector(knobs: Knobs, rng: np.random.Generator, spacing: float) -> Detecto
         electronic_noise=0.004 * knobs.noise * elec,
         gamma=4.5 + knobs.contrast_jitter * 2.0 * (2 * g - 1),
         latitude=0.5 + knobs.contrast_jitter * 0.12 * (2 * lat - 1),
+        equalise_px=40.0 / spacing,
     )
 
 

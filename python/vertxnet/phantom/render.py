@@ -135,20 +135,47 @@ class Canvas:
 
         Path at distance d from the axis: depth * sqrt(1 - (d/r)^2) (an elliptic cross-section).
         """
-        p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+        self.add_rods([(p0, p1, r0, r1, depth)], material, cortex, density)
+
+    def add_tube(self, points: np.ndarray, radius, depth, material: str = "bone", cortex: float = 0.8,
+                 density: float = 1.0) -> None:
+        """A curved rod along a polyline (one bone: no double counting at the joints)."""
+        pts = np.asarray(points, float)
+        radius = np.broadcast_to(np.asarray(radius, float), (len(pts),))
+        depth = np.broadcast_to(np.asarray(depth, float), (len(pts),))
+        segs = [(pts[i], pts[i + 1], radius[i], radius[i + 1], (depth[i] + depth[i + 1]) / 2) for i in range(len(pts) - 1)]
+        self.add_rods(segs, material, cortex, density)
+
+    def add_rods(self, segments, material: str = "bone", cortex: float = 0.8, density: float = 1.0) -> None:
+        """Union of tapered rods forming one object: path lengths combine by maximum, not sum."""
         f = self.field
-        q0, q1 = f.to_px(p0), f.to_px(p1)
-        rmax = max(r0, r1) / f.spacing
-        win = self._window(np.minimum(q0, q1) - rmax, np.maximum(q0, q1) + rmax)
+        lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
+        for p0, p1, r0, r1, _ in segments:
+            q = f.to_px(np.array([p0, p1], float))
+            r = max(r0, r1) / f.spacing
+            lo, hi = np.minimum(lo, q.min(0) - r), np.maximum(hi, q.max(0) + r)
+        win = self._window(lo, hi)
         if win is None:
             return
         gx, gy = self._world_grid(win)
-        seg = p1 - p0
-        length2 = float(seg @ seg) or 1e-9
-        t = np.clip(((gx - p0[0]) * seg[0] + (gy - p0[1]) * seg[1]) / length2, 0.0, 1.0)
-        d = np.hypot(gx - (p0[0] + t * seg[0]), gy - (p0[1] + t * seg[1]))
-        r = r0 + (r1 - r0) * t
-        self._add_profile(win, d, r, depth, material, cortex, density)
+        total = np.zeros(gx.shape, np.float64)
+        inner = np.zeros(gx.shape, np.float64)
+        min_r = 0.75 * f.spacing
+        for p0, p1, r0, r1, depth in segments:
+            p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+            seg = p1 - p0
+            length2 = float(seg @ seg) or 1e-9
+            t = np.clip(((gx - p0[0]) * seg[0] + (gy - p0[1]) * seg[1]) / length2, 0.0, 1.0)
+            d = np.hypot(gx - (p0[0] + t * seg[0]), gy - (p0[1] + t * seg[1]))
+            r = r0 + (r1 - r0) * t
+            # rods thinner than a pixel are widened (keeping their integral) so they do not alias
+            r_eff = np.maximum(r, min_r)
+            np.maximum(total, depth * (r / r_eff) * np.sqrt(np.clip(1.0 - (d / r_eff) ** 2, 0.0, None)), out=total)
+            if material == "bone":
+                r_in = np.maximum(r - cortex, 1e-3)
+                r_in_eff = np.maximum(r_in, min_r)
+                np.maximum(inner, depth * (r_in / r_eff) * np.sqrt(np.clip(1.0 - (d / r_in_eff) ** 2, 0.0, None)), out=inner)
+        self._add_paths(win, total, np.minimum(inner, total), material, density)
 
     def add_ellipsoid(
         self,
@@ -189,15 +216,19 @@ class Canvas:
         self.att[y0:y1, x0:x1] += (_excess_mu(material) * thickness * cov).astype(np.float32)
 
     def _add_profile(self, win, d, r, depth, material, cortex, density) -> None:
-        # rods thinner than a pixel are widened (keeping their integral) so they do not alias
-        r_eff = np.maximum(r, 0.75 * self.field.spacing)
+        min_r = 0.75 * self.field.spacing
+        r_eff = np.maximum(r, min_r)
         total = depth * (r / r_eff) * np.sqrt(np.clip(1.0 - (d / r_eff) ** 2, 0.0, None))
-        x0, y0, x1, y1 = win
+        inner = None
         if material == "bone":
             r_in = np.maximum(r - cortex, 1e-3)
-            r_in_eff = np.maximum(r_in, 0.75 * self.field.spacing)
-            inner = depth * (r_in / r_eff) * np.sqrt(np.clip(1.0 - (d / r_in_eff) ** 2, 0.0, None))
-            inner = np.minimum(inner, total)
+            r_in_eff = np.maximum(r_in, min_r)
+            inner = np.minimum(depth * (r_in / r_eff) * np.sqrt(np.clip(1.0 - (d / r_in_eff) ** 2, 0.0, None)), total)
+        self._add_paths(win, total, inner, material, density)
+
+    def _add_paths(self, win, total, inner, material, density) -> None:
+        x0, y0, x1, y1 = win
+        if material == "bone":
             tex = self.texture[y0:y1, x0:x1]
             mu_trab = MU_TRABECULAR * density * (1.0 + 0.12 * tex)
             add = (MU_CORTICAL - MU_SOFT) * (total - inner) + (mu_trab - MU_SOFT) * inner
@@ -239,12 +270,16 @@ class Detector:
     electronic_noise: float  # std of additive read noise, relative to the spine's signal
     gamma: float  # film curve steepness
     latitude: float  # where on the film curve the spine sits (0..1)
+    equalisation: float = 0.6  # share of the large-area density variation removed
+    equalise_px: float = 60.0  # scale of that variation (pixels)
+    soft_margin: float = 0.35  # window extends below the spine by this share of its range
 
 
-def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, body_mask: np.ndarray) -> np.ndarray:
+def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, roi: np.ndarray) -> np.ndarray:
     """Beer-Lambert projection I = exp(-A), plus scatter and noise, then log and film curve.
 
-    Returns a display image in [0, 1] with bone bright (as films are read).
+    ``roi`` marks the spine region the display window is set on. Returns a display image in
+    [0, 1] with bone bright (as films are read).
     """
     h, w = att.shape
     primary = np.exp(-att.astype(np.float32))
@@ -252,8 +287,8 @@ def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, body_mask: 
     small = cv2.resize(primary, (max(w // 8, 1), max(h // 8, 1)), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), max(small.shape) / 6.0)
     scatter = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    ref = float(np.median(primary[body_mask])) if body_mask.any() else float(np.median(primary))
-    scatter *= det.scatter * ref / max(float(np.median(scatter[body_mask])) if body_mask.any() else 1.0, 1e-12)
+    ref = float(np.median(primary[roi]))
+    scatter *= det.scatter * ref / max(float(np.median(scatter[roi])), 1e-12)
     signal = primary + scatter
     if det.photons > 0:
         scale = det.photons / max(ref, 1e-12)
@@ -264,9 +299,18 @@ def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, body_mask: 
     if det.electronic_noise > 0:
         signal = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.float32(det.electronic_noise * ref)
     floor = ref * 1e-3
-    density = -np.log(np.maximum(signal, floor))  # optical density analogue: bone high
-    lo, hi = np.percentile(density[body_mask] if body_mask.any() else density, (1.0, 99.7))
-    x = (density - lo) / max(hi - lo, 1e-6)
+    density = -np.log(np.maximum(signal, floor))  # log exposure, inverted: bone high
+    # large-area equalisation (as digital radiography processing does): thick regions
+    # (pelvis, shoulders) are pulled down, thin ones (neck, skin line) up; air stays dark
+    small = cv2.resize(density, (max(w // 8, 1), max(h // 8, 1)), interpolation=cv2.INTER_AREA)
+    low = cv2.resize(cv2.GaussianBlur(small, (0, 0), det.equalise_px / 8.0), (w, h), interpolation=cv2.INTER_LINEAR)
+    centre = float(np.median(low[roi]))
+    weight = np.clip(low / max(centre, 1e-6), 0.0, 1.0)
+    density = density - det.equalisation * weight * (low - centre)
+    lo, hi = np.percentile(density[roi], (1.0, 99.8))
+    spread = max(hi - lo, 1e-6)
+    lo, hi = lo - det.soft_margin * spread, hi + 0.05 * spread
+    x = (density - lo) / (hi - lo)
     # H&D-like sigmoid: toe and shoulder compress the extremes
     y = 1.0 / (1.0 + np.exp(-det.gamma * (x - det.latitude)))
     y0 = 1.0 / (1.0 + np.exp(det.gamma * det.latitude))

@@ -100,7 +100,7 @@ def build_spine(view: str, knobs: Knobs, rngs: dict[str, np.random.Generator]) -
             seg = Body(
                 level=None, center=np.zeros(2), phi=0.0, depth=max(depth, 6.0), h_ant=max(height, 5.0),
                 h_post=max(height * 0.9, 4.5), width=prev.width * 0.8, concavity_top=0.0, concavity_bottom=0.0,
-                waist_ant=0.5, waist_post=0.2, corner_radius=1.5, cortex=0.8, endplate=0.6,
+                waist_ant=0.5, waist_post=0.2, corner_radius=0.8, cortex=0.5, endplate=0.5,
                 density=bone_density * 0.95, nominal_height=height, segment="coccyx" if coccyx else "sacral",
             )
             bodies.append(seg)
@@ -117,8 +117,8 @@ def build_spine(view: str, knobs: Knobs, rngs: dict[str, np.random.Generator]) -
             disc = level_dims(upper.level)[3] * size * _jitter(rng, 0.12)
         else:  # fused sacral segments keep a faint remnant line
             coccyx = lower.segment == "coccyx"
-            deg = -20.0 * _jitter(rng, 0.2) if coccyx else -14.0 * _jitter(rng, 0.2)
-            disc = 2.0 if coccyx else 0.9
+            deg = -20.0 * _jitter(rng, 0.2) if coccyx else -16.0 * _jitter(rng, 0.2)
+            disc = 2.0 if coccyx else 0.3
         wedges.append(np.deg2rad(deg))
         discs.append(disc)
     spine = Spine(view=view, bodies=bodies, annotated_levels=_annotatable(view))

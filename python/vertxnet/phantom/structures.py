@@ -19,35 +19,37 @@ def _mean_h(b: Body) -> float:
 
 
 def add_posterior_elements(canvas: Canvas, b: Body) -> None:
-    """Pedicles, articular pillar, lamina, spinous and transverse processes of one vertebra."""
-    if b.level is None:
+    """Pedicles, articular pillar, lamina and spinous process of one vertebra (one bone: their
+    path lengths combine by maximum), plus the transverse processes below the neck."""
+    if b.level is None or b.level == "S1":
         return
     region = "C" if b.level.startswith("C") else ("L" if b.level.startswith("L") else "T")
-    if b.level == "S1":
-        return
     d, h = b.depth, _mean_h(b)
-    ped_len = (0.38 if region == "C" else 0.45) * d
-    ped_w = {"C": 5.5, "T": 7.0, "L": 9.0}[region]
-    pillar_u = -d / 2 - ped_len
     w = b.to_world
-    # pedicles (left and right superimpose: twice the beam path)
-    canvas.add_capsule(w([-d / 2 + 1.0, -0.18 * h]), w([pillar_u, -0.1 * h]), 0.2 * h, 0.18 * h, 2 * ped_w)
-    # articular pillar / superior and inferior articular processes, overlapping the neighbours'
-    canvas.add_capsule(w([pillar_u + 0.08 * h, -0.62 * h]), w([pillar_u - 0.08 * h, 0.6 * h]),
-                       0.23 * h, 0.2 * h, 2 * (7.0 if region == "C" else 9.0), density=1.05)
-    lam_len = {"C": 0.45, "T": 0.35, "L": 0.4}[region] * d
-    lam_end = np.array([pillar_u - lam_len, 0.45 * h])
-    canvas.add_capsule(w([pillar_u - 0.05 * h, 0.05 * h]), w(lam_end), 0.15 * h, 0.14 * h, 2 * 6.0)
-    sp_len = {"C": 0.85, "T": 1.25, "L": 0.95}[region] * d
-    sp_angle = np.deg2rad({"C": 22.0, "T": 55.0, "L": 8.0}[region])
-    r0, r1 = {"C": (0.2, 0.12), "T": (0.16, 0.12), "L": (0.36, 0.26)}[region]
+    ped_len = (0.38 if region == "C" else 0.45) * d
+    ped_r = {"C": 0.2, "T": 0.22, "L": 0.26}[region] * h
+    ped_w = {"C": 5.5, "T": 7.0, "L": 9.0}[region]
+    pu = -d / 2 - ped_len  # AP position of the articular pillar
+    pillar_r = {"C": 0.34, "T": 0.22, "L": 0.2}[region] * h
+    pillar_top, pillar_bottom = {"C": (-0.5, 0.5), "T": (-0.75, 0.7), "L": (-0.8, 0.85)}[region]
+    lam_len = {"C": 0.45, "T": 0.35, "L": 0.32}[region] * d
+    lam_end = np.array([pu - lam_len, 0.45 * h])
+    sp_len = {"C": 0.7, "T": 1.25, "L": 0.9}[region] * d
+    sp_angle = np.deg2rad({"C": 30.0, "T": 55.0, "L": 8.0}[region])
+    r0, r1 = {"C": (0.26, 0.2), "T": (0.16, 0.12), "L": (0.34, 0.28)}[region]
     if b.level == "C7":
         sp_len *= 1.6
     elif b.level == "C2":
-        sp_len *= 1.35
-        r0, r1 = 0.28, 0.18
+        sp_len *= 1.3
+        r0, r1 = 0.3, 0.2
     tip = lam_end + sp_len * np.array([-np.cos(sp_angle), np.sin(sp_angle)])
-    canvas.add_capsule(w(lam_end), w(tip), r0 * h, r1 * h, {"C": 6.0, "T": 7.0, "L": 9.0}[region])
+    segments = [
+        (w([-d / 2 + 1.0, -0.15 * h]), w([pu, -0.1 * h]), ped_r, ped_r * 0.9, 2 * ped_w),
+        (w([pu + 0.1 * h, pillar_top * h]), w([pu - 0.1 * h, pillar_bottom * h]), pillar_r, pillar_r, 2 * 10.0),
+        (w([pu - 0.1 * h, 0.1 * h]), w(lam_end), 0.16 * h, 0.15 * h, 2 * 7.0),
+        (w(lam_end), w(tip), r0 * h, r1 * h, {"C": 7.0, "T": 7.0, "L": 9.0}[region]),
+    ]
+    canvas.add_rods(segments, cortex=1.2, density=1.05)
     if region != "C":  # transverse processes project laterally: a blob over the pedicle
         canvas.add_ellipsoid(w([-d / 2 - 0.8 * ped_len, -0.05 * h]), 0.2 * h, 0.16 * h, b.phi, 45.0, density=0.6)
 
@@ -91,11 +93,11 @@ def soft_tissue(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength
         y_sh = yc[i7] + j(-5.0, 25.0) - 10.0 * (strength - 1.0)
         y_keys = np.array([y_head - 200, y_head - 10, yc[i2] + 10, yc[i7] - 15, y_sh, y_sh + 40, y_sh + 400])
         a_neck = np.interp(y_keys, yc, ant) + j(30.0, 48.0)
-        p_neck = np.interp(y_keys, yc, post) - j(55.0, 75.0)
+        p_neck = np.interp(y_keys, yc, post) - j(85.0, 110.0)
         ant_keys = np.array([a_neck[0] + 140, a_neck[1] + 110, a_neck[2] + 10, a_neck[3], a_neck[4] + 15, a_neck[5] + 60, a_neck[6] + 80])
         post_keys = np.array([p_neck[0] - 60, p_neck[1] - 45, p_neck[2], p_neck[3], p_neck[4] - 20, p_neck[5] - 70, p_neck[6] - 90])
         wide = j(0.8, 1.2) * max(strength, 0.2)
-        width_keys = np.array([150, 150, 115, 110, 160 * wide, 330 * wide, 380 * wide]) * j(0.9, 1.1)
+        width_keys = np.array([135, 135, 115, 110, 160 * wide, 330 * wide, 380 * wide]) * j(0.9, 1.1)
     else:
         i1, is1 = levels.index("L1"), levels.index("S1")
         y_pelvis = yc[is1] - 20.0
@@ -105,12 +107,17 @@ def soft_tissue(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength
         ant_keys = np.array([a0 - 20, a0, a0 + 10, a0 + 20, a0 + 20])
         post_keys = np.array([p0 + 10, p0, p0 - 25, p0 - 50, p0 - 50])
         width_keys = np.array([300, 300, 340, 380, 380]) * j(0.85, 1.15)
-    xa = np.interp(py, y_keys, ant_keys)
-    xp = np.interp(py, y_keys, post_keys)
-    wt = np.interp(py, y_keys, width_keys)
+    # profiles along the body axis, smoothed so that neck, shoulders and pelvis blend
+    grid = np.arange(float(py.min()) - 60.0, float(py.max()) + 60.0, 2.0)
+    kernel = np.exp(-0.5 * (np.arange(-30, 31) * 2.0 / 18.0) ** 2)
+    kernel /= kernel.sum()
+    smooth = lambda keys: np.convolve(np.pad(np.interp(grid, y_keys, keys), 30, mode="edge"), kernel, "valid")  # noqa: E731
+    xa, xp, wt = (np.interp(py, grid, smooth(k)) for k in (ant_keys, post_keys, width_keys))
     half = np.maximum((xa - xp) / 2, 1.0)
-    q = np.clip(1.0 - ((px - (xa + xp) / 2) / half) ** 2, 0.0, None)
-    path = wt * np.sqrt(q)
+    # a superellipse cross-section: the back and the sides of the trunk are broad and flat
+    power = 2.5 if spine.view == "cervical" else 3.5
+    q = np.clip(1.0 - np.abs((px - (xa + xp) / 2) / half) ** power, 0.0, None)
+    path = wt * q ** (1.0 / power)
     canvas.att += (MU_SOFT * path).astype(np.float32)
     return path > 15.0
 
@@ -124,48 +131,44 @@ def add_cervical_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator,
     d, h = c2.depth, _mean_h(c2)
     w = c2.to_world
     tip = -h / 2 - c2.dens_height
-    # skull: vault as an ellipsoidal shell, plus the dense skull base / mastoid over C1
-    centre = np.array([rng.uniform(-10.0, 10.0), tip - rng.uniform(75.0, 88.0)])
-    for a, b_, dep, sign in ((92.0, 72.0, 150.0, 1.0), (85.0, 65.0, 138.0, -1.0)):
-        canvas.add_ellipsoid(w(centre), a, b_, c2.phi, dep, material="cortical", density=sign)
-    canvas.add_ellipsoid(w([-4.0 + rng.uniform(-4, 4), tip - 14.0]), 24.0, 11.0, c2.phi + 0.2, 45.0, density=1.4)
-    canvas.add_ellipsoid(w([d / 2 + 18.0, tip - 28.0]), 30.0, 9.0, c2.phi - 0.35, 40.0, density=1.2)  # skull base / clivus
-    # mandible: ramus and body, left and right slightly apart (imperfect superimposition)
+    # skull: vault as an ellipsoidal shell (outer minus inner), dense skull base and mastoid over C1
+    # (tilted so that the occiput dips behind C1 while the skull base rises in front of it)
+    centre = np.array([rng.uniform(-5.0, 10.0), tip - rng.uniform(72.0, 82.0)])
+    shell = rng.uniform(5.0, 8.0)
+    tilt = c2.phi - np.deg2rad(rng.uniform(15.0, 30.0))
+    for a, b_, dep, sign in ((95.0, 72.0, 145.0, 1.0), (95.0 - shell, 72.0 - shell, 145.0 - 2 * shell, -1.0)):
+        canvas.add_ellipsoid(w(centre), a, b_, tilt, dep, material="cortical", density=sign * 0.6)
+    canvas.add_ellipsoid(w([-8.0 + rng.uniform(-5, 5), tip - 14.0]), 24.0, 13.0, c2.phi + 0.25, 40.0, density=0.6, cortex=0.3)
+    canvas.add_ellipsoid(w([d / 2 + 15.0, tip - 30.0]), 30.0, 8.0, c2.phi - 0.35, 40.0, density=1.0)  # skull base
+    # mandible (ramus, angle, body), left and right slightly apart
     angle_pt = np.array([d / 2 + rng.uniform(14.0, 26.0), rng.uniform(0.2, 0.9) * h])
     condyle = np.array([d / 2 + rng.uniform(6.0, 14.0), tip - 6.0])
     chin = angle_pt + np.array([rng.uniform(75.0, 95.0), -rng.uniform(10.0, 25.0)])
     for off in (np.zeros(2), rng.uniform(-6.0, 6.0, 2)):
-        canvas.add_capsule(w(condyle + off), w(angle_pt + off), 10.0, 11.0, 8.0, cortex=1.8)
-        canvas.add_capsule(w(angle_pt + off), w(chin + off), 11.0, 13.0, 10.0, cortex=2.0)
-        for k in range(6):  # lower teeth along the alveolar ridge
-            t = 0.25 + 0.12 * k
-            pt = angle_pt + off + t * (chin - angle_pt) + np.array([0.0, -13.0])
-            canvas.add_ellipsoid(w(pt), 4.0, 7.0, c2.phi, 10.0, density=2.2)
+        path = np.array([condyle, 0.5 * (condyle + angle_pt) + [2.0, 0.0], angle_pt, 0.5 * (angle_pt + chin) + [0.0, 3.0], chin])
+        canvas.add_tube(w(path + off), [6.0, 9.0, 9.0, 10.0, 11.0], 8.0, cortex=2.0)
     canvas.add_capsule(w([d / 2 + 14.0, tip - 18.0]), w([d / 2 + 70.0, tip - 24.0]), 4.5, 4.0, 40.0, density=0.8)  # palate
     # hyoid
     c3 = spine.body("C3")
     canvas.add_ellipsoid(c3.to_world([c3.depth / 2 + rng.uniform(25, 35), rng.uniform(0.0, 0.8) * _mean_h(c3)]),
                          6.0, 3.5, c3.phi + 0.3, 30.0, density=1.1)
     # airway: pharynx and trachea in front of the prevertebral soft tissue
-    pts, radii = [], []
+    pts, radii = [w([d / 2 + 8.0 + 6.0, tip - 5.0])], [6.0]
     for b in spine.bodies[:7]:
         prevert = 4.0 if b.level in ("C2", "C3", "C4") else 13.0
         radius = 6.0 if b.level in ("C2", "C3") else 8.0
         pts.append(b.to_world([b.depth / 2 + prevert + radius, 0.0]))
         radii.append(radius)
-    pts.insert(0, w([d / 2 + 8.0 + 6.0, tip - 5.0]))
-    radii.insert(0, 6.0)
-    for p0, p1, r0, r1 in zip(pts[:-1], pts[1:], radii[:-1], radii[1:]):
-        canvas.add_capsule(p0, p1, r0, r1, 18.0 * strength, material="air")
+    canvas.add_tube(np.array(pts), radii, 18.0 * min(strength, 1.5), material="air")
     # shoulders: humeral heads and clavicles over the cervico-thoracic junction
     if strength > 0:
         c7 = spine.body("C7")
         base = np.array([rng.uniform(-25.0, 10.0), rng.uniform(2.5, 4.5) * _mean_h(c7) - 10.0 * (strength - 1.0)])
         for off in (np.zeros(2), rng.uniform(-12.0, 12.0, 2)):
             centre = c7.to_world(base + off)
-            canvas.add_ellipsoid(centre, 24.0, 24.0, 0.0, 48.0 * min(strength, 1.5), density=0.5, cortex=1.0)
-            canvas.add_capsule(centre + np.array([-30.0, -10.0]), centre + np.array([80.0, 25.0]), 5.0, 6.0,
-                               14.0 * min(strength, 1.5), cortex=1.5)
+            canvas.add_ellipsoid(centre, 24.0, 24.0, 0.0, 40.0 * min(strength, 1.5), density=0.45, cortex=1.0)
+            clav = np.array([centre + [-35.0, -5.0], centre + [20.0, 5.0], centre + [80.0, 30.0]])
+            canvas.add_tube(clav, 5.5, 12.0 * min(strength, 1.5), cortex=1.5)
 
 
 def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength: float) -> None:
@@ -178,35 +181,33 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
         for off in (np.zeros(2), rng.uniform(-8.0, 8.0, 2)):
             ctrl = np.array([[-d / 2 - 4, -0.3 * h], [-d / 2 - 28, 0.4 * h], [-d / 2 - 18, 1.6 * h],
                              [reach * d * 0.4, 2.6 * h], [reach * d, 3.2 * h]]) + off
-            pts = _bezier(ctrl, 12)
-            for p0, p1 in zip(pts[:-1], pts[1:]):
-                canvas.add_capsule(b.to_world(p0), b.to_world(p1), 5.5, 5.5, 14.0, cortex=1.2)
+            canvas.add_tube(b.to_world(_bezier(ctrl, 12)), 4.0, 10.0, cortex=1.0)
     s1 = spine.body("S1")
     l5 = spine.body("L5")
     l4 = spine.body("L4")
     sd, sh = s1.depth, _mean_h(s1)
-    # sacral alae, median crest and the rest of the sacral triangle's bone mass
-    canvas.add_ellipsoid(s1.to_world([-0.05 * sd, 0.2 * sh]), 0.55 * sd, 0.75 * sh, s1.phi, 50.0, density=0.55)
+    # sacral alae over S1-S2 and the posterior sacral wall (laminae, median crest)
+    canvas.add_ellipsoid(s1.to_world([-0.1 * sd, 0.35 * sh]), 0.55 * sd, 0.8 * sh, s1.phi, 50.0, density=0.45)
     sacral = [b for b in spine.bodies if b.segment == "sacral"]
-    crest = [s1.to_world([-sd / 2 - 7.0, -0.2 * sh])] + [b.to_world([-b.depth / 2 - 6.0, 0.0]) for b in sacral]
-    for p0, p1 in zip(crest[:-1], crest[1:]):
-        canvas.add_capsule(p0, p1, 6.0, 5.0, 18.0)
-    # pelvis: both iliac wings (slightly apart), crests, femoral heads
+    crest = [s1.to_world([-sd / 2 - 9.0, -0.3 * sh])] + [b.to_world([-b.depth / 2 - 7.0, 0.0]) for b in sacral]
+    canvas.add_tube(np.array(crest), np.linspace(6.0, 4.0, len(crest)), 16.0, cortex=1.2)
+    # pelvis: both iliac wings (slightly apart), their crests, acetabula and femoral heads
     x_post = l5.to_world([-l5.depth / 2, 0.0])[0] - rng.uniform(25.0, 45.0)
     x_ant = l5.to_world([l5.depth / 2, 0.0])[0] + rng.uniform(35.0, 60.0)
     y_crest = l4.to_world([0.0, _mean_h(l4) / 2])[1] + rng.uniform(-12.0, 12.0)
     t = np.linspace(0.0, 1.0, 13)
-    for k, off in enumerate((np.zeros(2), rng.uniform(-7.0, 7.0, 2))):
+    wing_strength = min(strength, 1.3)
+    for off in (np.zeros(2), rng.uniform(-7.0, 7.0, 2)):
         xs = x_post + t * (x_ant - x_post) + off[0]
         ys = y_crest + off[1] + 70.0 * ((t - 0.45) / 0.55) ** 2
         crest_pts = np.stack([xs, ys], 1)
         wing = np.vstack([crest_pts, [[x_ant - 15 + off[0], y_crest + 115 + off[1]], [x_post + 30 + off[0], y_crest + 100 + off[1]]]])
-        canvas.add_polygon(wing, 9.0 * min(strength, 1.3), material="bone")
-        for p0, p1 in zip(crest_pts[:-1], crest_pts[1:]):
-            canvas.add_capsule(p0, p1, 3.0, 3.0, 15.0, cortex=1.5)
+        canvas.add_polygon(wing, 8.0 * wing_strength, material="bone")
+        canvas.add_tube(crest_pts, 3.0, 14.0 * wing_strength, cortex=1.2)
         head = np.array([x_ant - rng.uniform(5.0, 20.0), y_crest + rng.uniform(125.0, 150.0)]) + off
-        canvas.add_ellipsoid(head, 24.0, 24.0, 0.0, 48.0, density=0.9, cortex=1.5)
-        canvas.add_capsule(head + [-28, -20], head + [22, -30], 5.0, 5.0, 30.0, cortex=2.0)  # acetabular roof
+        canvas.add_ellipsoid(head, 24.0, 24.0, 0.0, 46.0, density=0.7, cortex=1.2)
+        roof = head + 28.0 * np.stack([np.cos(np.linspace(3.6, 5.9, 8)), np.sin(np.linspace(3.6, 5.9, 8))], 1)
+        canvas.add_tube(roof, 3.0, 20.0, cortex=1.5)
     # bowel gas anterior to (and over) the lumbar spine
     n_gas = rng.poisson(4.0 * strength)
     l1 = spine.body("L1")
@@ -275,9 +276,8 @@ def add_implants(canvas: Canvas, spine: Spine, rng: np.random.Generator, probabi
             head = b.to_world(entry + np.array([-4.0, 0.0]))
             canvas.add_ellipsoid(head, 6.5, 5.5, b.phi, 2 * 11.0, material="metal")
             heads.append(head)
-        for p0, p1 in zip(heads[:-1], heads[1:]):
-            ext = (p1 - p0) * 0.12
-            canvas.add_capsule(p0 - ext, p1 + ext, 2.75, 2.75, 2 * 5.5, material="metal")
+        ext = (heads[-1] - heads[0]) * 0.06
+        canvas.add_tube(np.array([heads[0] - ext, *heads[1:-1], heads[-1] + ext]), 2.75, 2 * 5.5, material="metal")
         implants.append({"type": "pedicle_screws_rods", "levels": names})
     if kind_u > 0.45:
         for upper, lower in zip(bodies[:-1], bodies[1:]):
