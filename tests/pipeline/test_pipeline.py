@@ -29,10 +29,10 @@ def test_finds_and_names_every_block_in_original_pixels(pipeline, scene):
     result = pipeline.predict(scene.image)
     assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
     assert result.view == "cervical" and result.reference == "C2"
-    # One model pixel is 1 / 0.3048 = 3.3 original pixels; traced outlines run through pixel
-    # centres, so each side sits within about one model pixel of the true edge.
+    # One model pixel is 1 / 0.3048 = 3.3 original pixels; outlines follow model pixels, so each
+    # side sits within half a model pixel of the true edge.
     for vertebra, block in zip(result.vertebrae, scene.blocks):
-        assert _close_to_block(vertebra.polygon, block, tol=3.5), (vertebra.polygon.min(0), vertebra.polygon.max(0), block)
+        assert _close_to_block(vertebra.polygon, block, tol=1.7), (vertebra.polygon.min(0), vertebra.polygon.max(0), block)
         assert vertebra.source == "agreement" and vertebra.score == pytest.approx(0.9)
     jsonschema.validate(result.to_dict(), SCHEMA)
 
@@ -76,8 +76,8 @@ def test_a_known_box_becomes_the_expected_original_polygon():
 
     _, box = letterbox(np.zeros((420, 300), np.float32), 128)
     polygon = trace_instance(np.ones((28, 28), np.float32), np.array([40.0, 30.0, 60.0, 50.0]), 0.5, 128)
-    # A full mask covers model pixels 40…59 x 30…49; the outline runs through their centres.
-    corners = {(40.5, 30.5), (40.5, 49.5), (59.5, 49.5), (59.5, 30.5)}
+    # A full mask covers model pixels 40…59 x 30…49; the outline runs around those pixels.
+    corners = {(40.0, 30.0), (40.0, 50.0), (60.0, 50.0), (60.0, 30.0)}
     assert {tuple(p) for p in polygon} == corners
     original = box.to_original(polygon)
     expected = {((x - box.pad_x) / box.scale_x, (y - box.pad_y) / box.scale_y) for x, y in corners}
@@ -91,10 +91,27 @@ def test_instance_mask_is_traced_inside_its_box_at_the_right_place():
     probs[:, 14:] = 1.0  # right half of the box only
     polygon = trace_instance(probs, np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64)
     # The box is 28 px wide: one mask cell per model pixel, so the right half is pixels 24…37.
-    assert polygon[:, 0].min() == pytest.approx(24.5) and polygon[:, 0].max() == pytest.approx(37.5)
-    assert polygon[:, 1].min() == pytest.approx(10.5) and polygon[:, 1].max() == pytest.approx(37.5)
+    assert polygon[:, 0].min() == pytest.approx(24) and polygon[:, 0].max() == pytest.approx(38)
+    assert polygon[:, 1].min() == pytest.approx(10) and polygon[:, 1].max() == pytest.approx(38)
     assert trace_instance(np.zeros((28, 28), np.float32), np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64) is None
     assert trace_instance(probs, np.array([10.0, 10.0, 10.0, 38.0]), 0.5, 64) is None  # empty box
+
+
+def test_outline_encloses_the_traced_pixels_exactly():
+    """Re-rasterising an outline by pixel centres gives back the pixels it was traced from."""
+    from vertxnet.datasets import Annotation, rasterize
+    from vertxnet.pipeline import pixel_outline
+
+    ellipse = np.zeros((40, 40), np.uint8)
+    cv2.ellipse(ellipse, (20, 18), (12, 7), 20, 0, 360, 1, -1)
+    block = np.zeros((20, 20), np.uint8)
+    block[5:9, 8:15] = 1
+    for component in (ellipse, block):
+        contours, _ = cv2.findContours(np.ascontiguousarray(component), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        outline = pixel_outline(max(contours, key=cv2.contourArea))
+        back = rasterize([Annotation(outline, "C3")], *component.shape) > 0
+        np.testing.assert_array_equal(back, component > 0)
+        assert abs(cv2.contourArea(outline.astype(np.float32)) - component.sum()) <= 0.05 * component.sum()
 
 
 def test_unet_components_drop_specks_and_padding():
@@ -109,7 +126,8 @@ def test_unet_components_drop_specks_and_padding():
     polygons = trace_components(prob, 0.5, box, min_area=4, logits=False)
     assert len(polygons) == 1
     model = box.to_model(polygons[0])
-    assert model[:, 0].min() == pytest.approx(20.5) and model[:, 0].max() == pytest.approx(29.5)
+    assert model[:, 0].min() == pytest.approx(20) and model[:, 0].max() == pytest.approx(30)
+    assert model[:, 1].min() == pytest.approx(10) and model[:, 1].max() == pytest.approx(20)
 
 
 def test_mrcnn_only_polygons_reach_the_output_exactly(tmp_path, scene):
