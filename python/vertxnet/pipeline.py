@@ -41,6 +41,9 @@ from .runtime import ModelSession, open_model, resolve_backend
 #: What :meth:`Pipeline.predict` accepts: a file path, an image array, or an already loaded image.
 ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
 
+#: Model precisions a bundle may offer as ONNX variants (manifest ``models.<name>.variants``).
+PRECISIONS = ("fp32", "fp16", "int8")
+
 #: Defaults for thresholds a bundle's manifest may leave out.
 FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0}
 
@@ -119,6 +122,11 @@ class Pipeline:
         Intra-op threads per model session (default: half the cores, as both models run at once).
     config : PipelineConfig or None
         Threshold overrides; unset values come from the bundle manifest.
+    precision : "fp32", "fp16" or "int8"
+        ONNX Runtime backends run the bundle's variant of that precision for each model that has
+        one (e.g. an INT8 U-Net) and the fp32 file otherwise; ``Result.model.precision`` says
+        which ran. ValueError if no model of the bundle has the variant. The native TensorRT
+        backend runs the precision its engines were built with.
     """
 
     def __init__(
@@ -127,14 +135,27 @@ class Pipeline:
         backend: str = "auto",
         threads: int | None = None,
         config: PipelineConfig | None = None,
+        precision: str = "fp32",
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.config = (config or PipelineConfig()).resolved(self.bundle.thresholds)
         self.backend = resolve_backend(backend, self.bundle)
-        self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads)
-        self._mrcnn: ModelSession = open_model(self.backend, self.bundle, "maskrcnn", threads=threads)
+        variants = self._variants(precision)
+        self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads, variant=variants["unet"])
+        self._mrcnn: ModelSession = open_model(self.backend, self.bundle, "maskrcnn", threads=threads, variant=variants["maskrcnn"])
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertxnet-model")
-        self._model_info = ModelInfo(self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend)
+        ran = {m: "engine" if self.backend == "tensorrt" else (v or "fp32") for m, v in variants.items()}
+        self._model_info = ModelInfo(self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend, ran)
+
+    def _variants(self, precision: str) -> dict[str, str | None]:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "fp32" or self.backend == "tensorrt":
+            return {"unet": None, "maskrcnn": None}
+        variants = {m: precision if precision in self.bundle.variants(m) else None for m in ("unet", "maskrcnn")}
+        if not any(variants.values()):
+            raise ValueError(f"bundle {self.bundle.path} has no {precision} variant of either model")
+        return variants
 
     # ---- public API ------------------------------------------------------------------------
 

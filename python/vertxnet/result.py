@@ -48,6 +48,7 @@ class ModelInfo:
     version: str
     sha256: str  # of the bundle's manifest.json (which pins every model file's sha256)
     backend: str
+    precision: dict[str, str] = field(default_factory=lambda: {"unet": "fp32", "maskrcnn": "fp32"})  # per model; "engine" for TensorRT
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class Result:
             "version": self.model.version,
             "sha256": self.model.sha256,
             "backend": self.model.backend,
+            "precision": dict(self.model.precision),
         }
         return out
 

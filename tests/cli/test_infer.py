@@ -196,6 +196,7 @@ def test_thresholds_from_the_command_line(bundle, film, tmp_path, capsys):
         (["--eta", "abc"], "expected a number"),
         (["--model", "/nonexistent/bundle"], "model bundle folder not found"),
         (["--backend", "cuda"], "invalid choice"),
+        (["--precision", "int8"], "no int8 variant"),
     ],
 )
 def test_usage_errors_exit_2(args, message, bundle, film, tmp_path, capsys):

@@ -49,6 +49,7 @@ def test_json_matches_schema_and_carries_the_contract_fields(pipeline, scene):
         "version": "0.0.1",
         "sha256": pipeline.bundle.manifest_sha256,
         "backend": "onnxruntime-cpu",
+        "precision": {"unet": "fp32", "maskrcnn": "fp32"},
     }
     for v in doc["vertebrae"]:
         assert v["area_mm2"] == pytest.approx(v["area_px"] * 0.2 * 0.25, rel=1e-6)
@@ -311,3 +312,28 @@ def test_both_references_give_a_whole_spine_view(tmp_path, scene):
     assert result.vertebrae[0].label == "C2" and result.vertebrae[-1].label == "S1"
     assert "label_conflict" in result.flags  # five bodies cannot span C2…S1
     jsonschema.validate(result.to_dict(), SCHEMA)
+
+
+def test_precision_picks_the_bundle_variant_where_there_is_one(tmp_path, scene):
+    import shutil
+
+    import synthetic_bundle as sb
+    from vertxnet.bundle import load_bundle, write_manifest
+    from vertxnet.pipeline import Pipeline
+
+    root = sb.write_bundle(tmp_path / "variants", 128, scene.model_boxes, [0.9] * 5, [2, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="no int8 variant"):
+        Pipeline(root, precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Pipeline(root, precision="int4")
+    shutil.copy(root / "unet.onnx", root / "unet.int8.onnx")  # same graph: only the plumbing is under test
+    manifest = load_bundle(root).manifest
+    manifest["models"]["unet"]["variants"] = {"int8": "unet.int8.onnx"}
+    manifest["files"]["unet.int8.onnx"] = {}
+    write_manifest(root, manifest)
+    with Pipeline(root, threads=1, precision="int8") as pipe:
+        result = pipe.predict(scene.image)
+        assert pipe._unet.path.name == "unet.int8.onnx" and pipe._mrcnn.path.name == "maskrcnn.onnx"
+    assert result.model.precision == {"unet": "int8", "maskrcnn": "fp32"}
+    assert result.to_dict()["model"]["precision"] == {"unet": "int8", "maskrcnn": "fp32"}
+    assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]

@@ -1,6 +1,6 @@
 """vertx-infer: find and name the vertebrae on lateral spine radiographs.
 
-    vertx-infer INPUT... -o OUTDIR [--model BUNDLE] [--backend auto|onnxruntime-cpu|...]
+    vertx-infer INPUT... -o OUTDIR [--model BUNDLE] [--backend auto|onnxruntime-cpu|...] [--precision fp32|fp16|int8]
                 [--format json,coco,mask,overlay,dicom-seg] [--recursive] [--threads N]
                 [--eta X] [--lam X] [--tau X] ...
 
@@ -20,7 +20,8 @@ partial output. Inputs whose stems repeat get ``-2``, ``-3``, … appended.
 Exit status: 0 all inputs written; 1 some inputs failed (each reported on stderr as
 ``error: <file>: <reason>``; the others are still written) or the model bundle failed its
 integrity check; 2 usage error (bad arguments, unknown format, a --model folder that does not
-exist, a backend not available here, an OUTDIR that cannot be created).
+exist, a backend not available here, a precision the bundle lacks, an OUTDIR that cannot be
+created).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class InferConfig:
     outdir: Path
     bundle: Path | None = None
     backend: str = "auto"
+    precision: str = "fp32"
     formats: tuple[str, ...] = ("json",)
     recursive: bool = False
     threads: int | None = None
@@ -224,7 +226,7 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
 
     bundle = load_bundle(config.bundle)  # BundleError propagates: exit 1
     try:
-        pipeline = Pipeline(bundle, backend=config.backend, threads=config.threads, config=pipeline_config)
+        pipeline = Pipeline(bundle, backend=config.backend, threads=config.threads, config=pipeline_config, precision=config.precision)
     except BackendUnavailable as exc:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
@@ -300,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--outdir", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--model", type=Path, default=None, metavar="BUNDLE", help="model bundle folder (default: the shipped demo bundle)")
     parser.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES), help="inference backend (default: auto, the fastest available)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="run the bundle's fp16/int8 model variants where it has them (default: fp32)")
     parser.add_argument("--format", dest="formats", type=_formats, default=("json",), metavar="LIST", help=f"comma-separated outputs among {','.join(FORMATS)} (default: json)")
     parser.add_argument("--recursive", action="store_true", help="search folders and ** globs recursively")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads per model (default: half the cores)")
@@ -325,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outdir=args.outdir,
         bundle=args.model,
         backend=args.backend,
+        precision=args.precision,
         formats=args.formats,
         recursive=args.recursive,
         threads=args.threads,

@@ -153,8 +153,12 @@ def _why_unavailable(name: str) -> str:
     return f"onnxruntime reports providers {onnxruntime.get_available_providers()}, not {needed} (install onnxruntime-gpu)"
 
 
-def open_model(backend: str, bundle: "Bundle", model: str, *, threads: int | None = None) -> ModelSession:
-    """Open ``model`` ("unet" | "maskrcnn") of ``bundle`` on the concrete ``backend``."""
+def open_model(backend: str, bundle: "Bundle", model: str, *, threads: int | None = None, variant: str | None = None) -> ModelSession:
+    """Open ``model`` ("unet" | "maskrcnn") of ``bundle`` on the concrete ``backend``.
+
+    ``variant`` picks an ONNX variant listed in the manifest (e.g. "int8", "fp16"); the native
+    TensorRT backend always runs the bundle's engine for the model.
+    """
     if model not in MODEL_OUTPUTS:
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(MODEL_OUTPUTS)}")
     if backend == "tensorrt":
@@ -164,4 +168,5 @@ def open_model(backend: str, bundle: "Bundle", model: str, *, threads: int | Non
     from .onnxrt import OnnxRuntimeSession
 
     backend_info(backend)
-    return OnnxRuntimeSession(bundle.model_path(model), backend=backend, threads=threads, outputs=MODEL_OUTPUTS[model])
+    path = bundle.model_path(model, variant)
+    return OnnxRuntimeSession(path, backend=backend, threads=threads, outputs=MODEL_OUTPUTS[model])
