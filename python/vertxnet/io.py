@@ -17,13 +17,24 @@ Pixel values
       pipeline windows by percentiles anyway). MONOCHROME1 is then inverted within its nominal
       output range so that bone is bright (flag ``inverted_monochrome1``). The result is uint8 or
       uint16 when the values are unsigned integers that need no transform, otherwise float32.
+      Compressed transfer syntaxes decode through pydicom's plugins (RLE natively; JPEG, JPEG
+      Lossless and JPEG-LS via pylibjpeg-libjpeg; JPEG 2000 via pylibjpeg-openjpeg). Multi-frame
+      DICOM is refused rather than guessing which frame is the radiograph.
+
+Flags
+    ``no_pixel_spacing`` (no usable spacing), ``spacing_from_imager`` (ImagerPixelSpacing used:
+    detector plane, not corrected for magnification), ``rgb_converted``, ``alpha_ignored``,
+    ``tiff_first_page_only``, ``modality_lut_applied``, ``voi_lut_applied``,
+    ``voi_window_applied``, ``invalid_voi_ignored`` (a VOI the file carries but pydicom rejects,
+    e.g. Window Width 0: values are left unwindowed), ``inverted_monochrome1``.
 
 ``sha256``
     The SHA-256 of the decoded pixel array *as stored* — before colour conversion, LUTs, windowing
     or inversion — as C-ordered little-endian bytes (colour samples in R, G, B(, A) order). It
     identifies the pixel content, not the file: a DICOM re-encoded losslessly (e.g. JPEG 2000
     lossless) keeps its hash, and the hash carries no patient identifier. Reproduce it with
-    ``hashlib.sha256(np.ascontiguousarray(a, a.dtype.newbyteorder("<")).tobytes()).hexdigest()``.
+    ``hashlib.sha256(np.ascontiguousarray(a, a.dtype.newbyteorder("<")).tobytes()).hexdigest()``
+    where ``a`` is ``ds.pixel_array`` (DICOM) or the decoded RGB(A)/gray samples.
 
 Patient identifiers are never copied into any field; the DICOM header (without Pixel Data) is
 kept only as the ``dicom`` reference for writing DICOM SEG that points back at the source image.
@@ -122,7 +133,13 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
 ) -> LoadedImage:
-    """Load a PNG, JPEG, TIFF or DICOM radiograph; raise InputError naming the file and reason."""
+    """Load a PNG, JPEG, TIFF or DICOM radiograph; raise InputError naming the file and reason.
+
+    ``max_pixels`` bounds width x height (checked from the header, before decoding);
+    ``min_side`` is the smallest accepted width and height.
+    """
+    if max_pixels < 1 or min_side < 1:
+        raise ValueError(f"max_pixels and min_side must be positive, got {max_pixels} and {min_side}")
     path_str = os.fspath(path)
     data = _read_bytes(path_str, max_pixels)
     fmt = _sniff(data)
@@ -246,7 +263,7 @@ def _sniff(data: bytes) -> str | None:
 
 def _sha256_pixels(arr: np.ndarray) -> str:
     le = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
-    return hashlib.sha256(le.tobytes()).hexdigest()
+    return hashlib.sha256(le).hexdigest()  # hashes the buffer in place, no copy
 
 
 def _check_dimensions(width: int, height: int, max_pixels: int) -> None:

@@ -253,3 +253,9 @@ def test_truncated_jpeg_with_exif_thumbnail(tmp_path):
     assert load_image(path).width == 160
     path.write_bytes(full[: len(full) * 3 // 4])
     _refused(path, r"cannot decode JPEG: file is truncated")
+
+
+@pytest.mark.parametrize("kwargs", [{"max_pixels": 0}, {"min_side": 0}])
+def test_bad_limits_are_argument_errors(tmp_path, kwargs):
+    with pytest.raises(ValueError, match="must be positive"):
+        load_image(tmp_path / "any.png", **kwargs)
