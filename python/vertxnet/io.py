@@ -67,7 +67,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 #: Images smaller than this in either dimension carry no usable anatomy.
 DEFAULT_MIN_SIDE = 32
-#: A pixel is "coloured" when max(R, G, B) - min(R, G, B) exceeds this share of full scale.
+#: A pixel is "coloured" when max(R, G, B) - min(R, G, B) exceeds this share of full scale
+#: (2**bits - 1 for the smallest bit depth, at least 8, that holds the image's largest sample).
 COLOUR_CHROMA_THRESHOLD = 0.10
 #: An RGB image is refused as a colour photograph when more than this share of its pixels is
 #: coloured. Gray radiographs saved as RGB (channels equal, or JPEG chroma noise of a few levels)
@@ -295,7 +296,8 @@ def _colour_fraction(rgb: np.ndarray) -> float:
         if full_scale <= 0:
             return 0.0
     elif sample.dtype.kind == "u":
-        full_scale = float(np.iinfo(sample.dtype).max)
+        # The effective bit depth: 12-bit content in 16-bit samples has a full scale of 4095.
+        full_scale = float(2 ** max(8, int(sample.max()).bit_length()) - 1)
     else:
         info = np.iinfo(sample.dtype)
         full_scale = float(info.max) - float(info.min)

@@ -112,6 +112,12 @@ def test_colour_photograph_is_refused(tmp_path):
         load_image(path)
 
 
+def test_colour_photograph_with_12_bit_samples_in_16_bit_png_is_refused(tmp_path):
+    photo12 = (_photo().astype(np.uint16) * 16)[..., ::-1]  # 0..4080 in a 16-bit container
+    with pytest.raises(InputError, match="colour photograph"):
+        load_image(_write(tmp_path / "photo16.png", np.ascontiguousarray(photo12)))
+
+
 def test_colour_threshold_boundary(tmp_path):
     gray = radiograph(rows=100, cols=100, bits=8)
     rgb = np.stack([gray] * 3, axis=-1)
