@@ -29,6 +29,10 @@ struct Region {
 /// Rounds to the 1/kScale grid and drops repeated consecutive vertices (and a closing vertex).
 Path quantise(const Polygon& polygon);
 
+/// True when the ring neither touches nor crosses itself (nor folds back along an edge): then it
+/// encloses its interior exactly once and needs no repair.
+bool is_simple_ring(const Path& path);
+
 /// Region enclosed by the ring under the non-zero rule (empty for degenerate rings).
 Region make_region(const Polygon& polygon);
 
@@ -50,6 +54,14 @@ bool boxes_touch(const Box& a, const Box& b);
 
 /// Area (px^2) of the intersection of two sets of clean paths (non-zero rule on both sides).
 double intersection_area_px2(const Paths& subject, const Paths& clip);
+
+struct UnionResult {
+    double area = 0.0;  ///< px^2 of the whole union (holes subtracted)
+    Path outer;         ///< largest outer ring (empty if none)
+};
+
+/// Union of two sets of clean paths (non-zero rule): its area and largest outer ring.
+UnionResult union_of(const Paths& a, const Paths& b);
 
 /// Largest outer ring of the union of two sets of clean paths; empty when there is none.
 Path union_outer_ring(const Paths& a, const Paths& b);

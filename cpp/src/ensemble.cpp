@@ -149,11 +149,13 @@ EnsembleResult ensemble(const std::vector<Polygon>& unet, const std::vector<Poly
             // Both tests need I > eta * am; I is bounded by the box overlap and by au.
             const double bound = std::min(detail::box_overlap_px2(u.region.box, m.region.box), au);
             if (bound * kPruneSlack <= eta * am) continue;
-            const double inter = detail::intersection_area_px2(u.region.paths, m.region.paths);
+            // One Clipper union gives both the intersection area (au + am - area of the union)
+            // and, if they agree, the ring to keep.
+            detail::UnionResult joined = detail::union_of(u.region.paths, m.region.paths);
+            const double inter = std::max(0.0, au + am - joined.area);
             if (inter / std::max(au, am) > eta) {
                 Member member;
-                member.region = detail::region_of_clean_path(
-                    detail::union_outer_ring(u.region.paths, m.region.paths));
+                member.region = detail::region_of_clean_path(std::move(joined.outer));
                 member.mask.polygon = detail::to_polygon(member.region.paths.at(0));
                 member.mask.cls = mrcnn_classes[m.index];
                 member.mask.score = mrcnn_scores[m.index];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 #include "clip.hpp"
@@ -13,15 +14,40 @@ namespace {
 constexpr double kInvScale2 = 1.0 / (kScale * kScale);
 }
 
+namespace {
+
+// Sign of the cross product (b - a) x (c - a), exact on the integer grid: with |coordinate| <=
+// kMaxAbsCoordinate * kScale < 2^30, differences stay below 2^31 and products below 2^62.
+int orientation(const IntPoint& a, const IntPoint& b, const IntPoint& c) {
+    const cInt cross = (b.X - a.X) * (c.Y - a.Y) - (b.Y - a.Y) * (c.X - a.X);
+    return (cross > 0) - (cross < 0);
+}
+static_assert(kMaxAbsCoordinate * kScale < 1073741824.0, "quantised coordinates must stay below 2^30");
+
+// Whether b lies strictly on the way from a to c on one straight line (then it can be dropped).
+bool passes_straight(const IntPoint& a, const IntPoint& b, const IntPoint& c) {
+    if (orientation(a, b, c) != 0) return false;
+    return (b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) > 0;
+}
+
+}  // namespace
+
 Path quantise(const Polygon& polygon) {
     Path path;
     path.reserve(polygon.size());
     for (const Point& p : polygon) {
         const IntPoint q(static_cast<cInt>(std::llround(p.x * kScale)),
                          static_cast<cInt>(std::llround(p.y * kScale)));
-        if (path.empty() || !(path.back() == q)) path.push_back(q);
+        if (!path.empty() && path.back() == q) continue;
+        // Traced contours put a vertex on every pixel of a straight run; such in-between vertices
+        // do not change the region, so drop them here once.
+        if (path.size() >= 2 && passes_straight(path[path.size() - 2], path.back(), q)) path.pop_back();
+        path.push_back(q);
     }
     while (path.size() > 1 && path.front() == path.back()) path.pop_back();
+    // The same at the seam where the ring closes.
+    while (path.size() > 3 && passes_straight(path[path.size() - 2], path.back(), path.front())) path.pop_back();
+    while (path.size() > 3 && passes_straight(path.back(), path.front(), path[1])) path.erase(path.begin());
     return path;
 }
 
@@ -126,10 +152,82 @@ size_t distinct_points(const Path& path) {
 
 }  // namespace
 
+static bool within(const IntPoint& a, const IntPoint& b, const IntPoint& p) {
+    return std::min(a.X, b.X) <= p.X && p.X <= std::max(a.X, b.X) && std::min(a.Y, b.Y) <= p.Y &&
+           p.Y <= std::max(a.Y, b.Y);
+}
+
+// Whether closed segments [a, b] and [c, d] share any point (touching counts).
+static bool segments_meet(const IntPoint& a, const IntPoint& b, const IntPoint& c, const IntPoint& d) {
+    const int o1 = orientation(a, b, c), o2 = orientation(a, b, d);
+    const int o3 = orientation(c, d, a), o4 = orientation(c, d, b);
+    if (o1 != o2 && o3 != o4) return true;
+    return (o1 == 0 && within(a, b, c)) || (o2 == 0 && within(a, b, d)) || (o3 == 0 && within(c, d, a)) ||
+           (o4 == 0 && within(c, d, b));
+}
+
+// True when the ring (no repeated consecutive vertices) neither touches nor crosses itself and
+// never folds back along an edge. Such a ring encloses its interior once, so the non-zero region
+// is the ring itself and Clipper's repair can be skipped. Sweep over edges sorted by lowest y,
+// testing each against the edges whose y-range it overlaps.
+bool is_simple_ring(const Path& path) {
+    const size_t n = path.size();
+    if (n < 3) return false;
+    for (size_t i = 0; i < n; ++i) {
+        // Adjacent edges may only share their common vertex: a fold-back is a collinear overlap.
+        const IntPoint& a = path[i];
+        const IntPoint& b = path[(i + 1) % n];
+        const IntPoint& c = path[(i + 2) % n];
+        if (orientation(a, b, c) == 0) {
+            if ((b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) < 0) return false;
+        }
+    }
+    struct Edge {
+        cInt y_low, y_high, x_low, x_high;
+        uint32_t first;  // the edge runs from path[first] to path[first + 1] (wrapping)
+    };
+    std::vector<Edge> edges(n);
+    for (size_t i = 0; i < n; ++i) {
+        const IntPoint& p = path[i];
+        const IntPoint& q = path[i + 1 == n ? 0 : i + 1];
+        edges[i] = Edge{std::min(p.Y, q.Y), std::max(p.Y, q.Y), std::min(p.X, q.X), std::max(p.X, q.X),
+                        static_cast<uint32_t>(i)};
+    }
+    std::sort(edges.begin(), edges.end(), [](const Edge& a, const Edge& b) { return a.y_low < b.y_low; });
+    const uint32_t last = static_cast<uint32_t>(n - 1);
+    std::vector<Edge> active;
+    for (const Edge& e : edges) {
+        size_t kept = 0;
+        for (const Edge& f : active) {
+            if (f.y_high >= e.y_low) active[kept++] = f;
+        }
+        active.resize(kept);
+        const IntPoint& a = path[e.first];
+        const IntPoint& b = path[e.first == last ? 0 : e.first + 1];
+        for (const Edge& f : active) {
+            if (f.x_high < e.x_low || e.x_high < f.x_low) continue;
+            const uint32_t d = e.first > f.first ? e.first - f.first : f.first - e.first;
+            if (d == 1 || d == last) continue;  // adjacent edges: checked above
+            if (segments_meet(a, b, path[f.first], path[f.first == last ? 0 : f.first + 1])) return false;
+        }
+        active.push_back(e);
+    }
+    return true;
+}
+
 Region make_region(const Polygon& polygon) {
     Region region;
     Path path = quantise(polygon);
     if (path.size() < 3 || distinct_points(path) < 3) return region;
+    if (is_simple_ring(path)) {
+        const double area = signed_area_px2(path);
+        if (area == 0.0) return region;
+        if (area < 0.0) std::reverse(path.begin(), path.end());
+        region.area = std::fabs(area);
+        region.paths.push_back(std::move(path));
+        region.box = box_of(region.paths);
+        return region;
+    }
     ClipperLib::Clipper clipper;
     clipper.AddPath(path, ClipperLib::ptSubject, true);
     clipper.Execute(ClipperLib::ctUnion, region.paths, ClipperLib::pftNonZero,
@@ -142,6 +240,26 @@ Region make_region(const Polygon& polygon) {
     }
     region.box = box_of(region.paths);
     return region;
+}
+
+UnionResult union_of(const Paths& a, const Paths& b) {
+    ClipperLib::Clipper clipper;
+    if (!a.empty()) clipper.AddPaths(a, ClipperLib::ptSubject, true);
+    if (!b.empty()) clipper.AddPaths(b, ClipperLib::ptClip, true);
+    Paths solution;
+    clipper.Execute(ClipperLib::ctUnion, solution, ClipperLib::pftNonZero,
+                    ClipperLib::pftNonZero);
+    UnionResult result;
+    double best_area = 0.0;
+    for (Path& path : solution) {
+        const double area = signed_area_px2(path);
+        result.area += area;
+        if (area > best_area) {
+            best_area = area;
+            result.outer = std::move(path);
+        }
+    }
+    return result;
 }
 
 Region region_of_clean_path(Path path) {
@@ -164,24 +282,7 @@ double intersection_area_px2(const Paths& subject, const Paths& clip) {
     return std::max(0.0, total_area_px2(solution));
 }
 
-Path union_outer_ring(const Paths& a, const Paths& b) {
-    ClipperLib::Clipper clipper;
-    if (!a.empty()) clipper.AddPaths(a, ClipperLib::ptSubject, true);
-    if (!b.empty()) clipper.AddPaths(b, ClipperLib::ptClip, true);
-    Paths solution;
-    clipper.Execute(ClipperLib::ctUnion, solution, ClipperLib::pftNonZero,
-                    ClipperLib::pftNonZero);
-    Path best;
-    double best_area = 0.0;
-    for (Path& path : solution) {
-        const double area = signed_area_px2(path);
-        if (area > best_area) {
-            best_area = area;
-            best = std::move(path);
-        }
-    }
-    return best;
-}
+Path union_outer_ring(const Paths& a, const Paths& b) { return union_of(a, b).outer; }
 
 Polygon to_polygon(const Path& path) {
     Polygon polygon;
