@@ -144,13 +144,24 @@ class Pipeline:
         self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads, variant=variants["unet"])
         self._mrcnn: ModelSession = open_model(self.backend, self.bundle, "maskrcnn", threads=threads, variant=variants["maskrcnn"])
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertxnet-model")
-        ran = {m: "engine" if self.backend == "tensorrt" else (v or "fp32") for m, v in variants.items()}
+        ran = {m: self._ran_precision(m, v) for m, v in variants.items()}
         self._model_info = ModelInfo(self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend, ran)
+
+    def _ran_precision(self, model: str, variant: str | None) -> str:
+        """What the result reports as the precision of ``model``'s file."""
+        if self.backend != "tensorrt":
+            return variant or "fp32"
+        from .runtime.tensorrt import engine_variant
+
+        name = (engine_variant(self.bundle, model, variant) or "").removeprefix("trt-")
+        return name if name in PRECISIONS else "engine"
 
     def _variants(self, precision: str) -> dict[str, str | None]:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision == "fp32" or self.backend == "tensorrt":
+        if self.backend == "tensorrt":
+            return {"unet": precision, "maskrcnn": precision}
+        if precision == "fp32":
             return {"unet": None, "maskrcnn": None}
         variants = {m: precision if precision in self.bundle.variants(m) else None for m in ("unet", "maskrcnn")}
         if not any(variants.values()):

@@ -84,6 +84,8 @@ def test_tensorrt_engines_are_found_in_the_manifest(tmp_path):
     bundle = load_bundle(root)
     assert trt_backend.bundle_has_engines(bundle)
     assert trt_backend.engine_path(bundle, "maskrcnn").name == "maskrcnn.fp16.engine"
+    assert trt_backend.engine_variant(bundle, "unet", "fp16") == "trt-fp16"
+    assert trt_backend.engine_variant(bundle, "unet", "int8") == "trt-fp16"  # the only engine there is
 
 
 @pytest.mark.train

@@ -156,15 +156,16 @@ def _why_unavailable(name: str) -> str:
 def open_model(backend: str, bundle: "Bundle", model: str, *, threads: int | None = None, variant: str | None = None) -> ModelSession:
     """Open ``model`` ("unet" | "maskrcnn") of ``bundle`` on the concrete ``backend``.
 
-    ``variant`` picks an ONNX variant listed in the manifest (e.g. "int8", "fp16"); the native
-    TensorRT backend always runs the bundle's engine for the model.
+    ``variant`` picks an ONNX variant listed in the manifest (e.g. "int8", "fp16"); for the
+    native TensorRT backend it is the wanted engine precision (engine variant ``trt-<precision>``,
+    else the bundle's first engine for the model).
     """
     if model not in MODEL_OUTPUTS:
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(MODEL_OUTPUTS)}")
     if backend == "tensorrt":
         from .tensorrt import TensorRTSession, engine_path
 
-        return TensorRTSession(engine_path(bundle, model))
+        return TensorRTSession(engine_path(bundle, model, variant))
     from .onnxrt import OnnxRuntimeSession
 
     backend_info(backend)

@@ -56,10 +56,13 @@ def is_available() -> bool:
     return unavailable_reason() is None
 
 
-def engine_variant(bundle: "Bundle", model: str) -> str | None:
-    """Name of the first (alphabetically) variant of ``model`` whose file is a TensorRT engine."""
+def engine_variant(bundle: "Bundle", model: str, precision: str | None = None) -> str | None:
+    """The variant of ``model`` that is a TensorRT engine: ``trt-<precision>`` (as written by
+    export/build_trt.py) when asked for and present, else the first engine variant by name."""
     variants = bundle.manifest["models"].get(model, {}).get("variants", {})
     engines = sorted(v for v, name in variants.items() if str(name).endswith(ENGINE_SUFFIX))
+    if precision is not None and f"trt-{precision}" in engines:
+        return f"trt-{precision}"
     return engines[0] if engines else None
 
 
@@ -67,8 +70,8 @@ def bundle_has_engines(bundle: "Bundle") -> bool:
     return all(engine_variant(bundle, model) is not None for model in ("unet", "maskrcnn"))
 
 
-def engine_path(bundle: "Bundle", model: str) -> Path:
-    variant = engine_variant(bundle, model)
+def engine_path(bundle: "Bundle", model: str, precision: str | None = None) -> Path:
+    variant = engine_variant(bundle, model, precision)
     if variant is None:
         raise BackendUnavailable(f"{bundle.path / 'manifest.json'} lists no TensorRT engine for {model!r}")
     return bundle.model_path(model, variant)
