@@ -44,6 +44,9 @@ def test_json_matches_schema_and_carries_the_contract_fields(pipeline, scene):
     assert doc["input"]["width"] == 300 and doc["input"]["height"] == 420
     assert doc["input"]["pixel_spacing_mm"] == [0.2, 0.25]
     assert set(doc["timings_ms"]) == {"decode", "preprocess", "unet", "maskrcnn", "trace", "ensemble", "label", "total"}
+    t = result.timings_ms
+    # The models run side by side; everything else is sequential and inside the total.
+    assert t["total"] >= t["decode"] + t["preprocess"] + max(t["unet"], t["maskrcnn"]) + t["ensemble"] + t["label"]
     assert doc["model"] == {
         "name": "synthetic-test",
         "version": "0.0.1",
