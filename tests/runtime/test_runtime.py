@@ -118,3 +118,16 @@ def test_an_unavailable_provider_is_refused_before_loading(tmp_path):
         pytest.skip("CUDA provider present: nothing to refuse")  # the refusal only exists without it
     with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
         OnnxRuntimeSession(tmp_path / "missing.onnx", backend="onnxruntime-cuda")
+
+
+def test_inference_path_never_imports_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, vertxnet.pipeline, vertxnet.cli.infer, vertxnet.runtime.tensorrt, vertxnet.result; "
+        "sys.exit(1 if 'torch' in sys.modules or 'torchvision' in sys.modules else 0)"
+    )
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "python"), "PATH": "/usr/bin:/bin"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
