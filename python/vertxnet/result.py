@@ -199,11 +199,13 @@ class Result:
             raise ValueError("this result holds no pixel data to draw on")
         from .preprocess import to_gray, window01
 
-        gray = window01(to_gray(self.pixels))
+        gray = to_gray(self.pixels).astype(np.float32)
         scale = 1.0
         if max_size is not None and max(gray.shape) > max_size:
+            # Shrink first: the display window of the small picture is all a quick look needs.
             scale = max_size / max(gray.shape)
             gray = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        gray = window01(gray)
         canvas = cv2.cvtColor(np.round(gray * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
         thickness = max(1, round(max(canvas.shape[:2]) / 400))
         font_scale = max(0.4, max(canvas.shape[:2]) / 1200)
