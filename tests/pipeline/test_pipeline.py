@@ -286,6 +286,7 @@ def test_label_mask_coco_and_overlay(pipeline, scene):
     assert overlay.dtype == np.uint8 and overlay.shape == (420, 300, 3)
     # Outlines are coloured; the film itself is gray.
     assert np.any(overlay[..., 0] != overlay[..., 1])
+    assert result.overlay(max_size=210).shape == (210, 150, 3)  # large films are shrunk for a quick look
 
 
 def test_masks_above_the_reference_are_excluded_with_their_reason(tmp_path, scene):
