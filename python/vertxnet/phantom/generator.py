@@ -86,7 +86,9 @@ def _clip_to_rect(poly: np.ndarray, width: float, height: float) -> np.ndarray:
             cin, pin = inside[i], inside[i - 1]
             if cin != pin:
                 t = (bound - prev[axis]) / (cur[axis] - prev[axis])
-                out.append(prev + t * (cur - prev))
+                crossing = prev + t * (cur - prev)
+                crossing[axis] = bound  # exactly on the edge, not a rounding error outside it
+                out.append(crossing)
             if cin:
                 out.append(cur)
         pts = np.array(out) if out else np.zeros((0, 2))
@@ -110,6 +112,7 @@ def _detector(knobs: Knobs, rng: np.random.Generator, spacing: float) -> Detecto
         gamma=4.5 + knobs.contrast_jitter * 2.0 * (2 * g - 1),
         latitude=0.5 + knobs.contrast_jitter * 0.12 * (2 * lat - 1),
         equalise_px=40.0 / spacing,
+        scatter_px=50.0 / spacing,
     )
 
 
@@ -145,29 +148,27 @@ def generate(config: PhantomConfig, index: int) -> tuple[np.ndarray, Record]:
         add_lumbar_shadows(canvas, spine, soft_rng, knobs.soft_tissue)
     implants = add_implants(canvas, spine, rngs["implant"], knobs.implant_prob)
 
-    annotations, boxes = [], []
+    annotations, visible, cut = [], {}, {}
     for b in named:
         if b.level not in spine.annotated_levels:
             continue
         outline = field.to_px(b.to_world(b.outline(n=OUTLINE_VERTICES)))
-        full = polygon_area(outline)
         clipped = _clip_to_rect(outline, field.width, field.height)
-        if len(clipped) < 3:
+        fraction = polygon_area(clipped) / polygon_area(outline) if len(clipped) >= 3 else 0.0
+        if fraction <= 0.0:
             continue
-        if polygon_area(clipped) < MIN_VISIBLE_FRACTION * full:
+        if fraction < MIN_VISIBLE_FRACTION:  # as an annotator would: too little of it to outline
+            cut[b.level] = round(fraction, 4)
             continue
         annotations.append(Annotation(polygon=clipped, level=b.level))
-        boxes.append(outline)
-    # the display window is set on the spine, as a technologist would
-    roi = np.zeros((field.height, field.width), bool)
-    if boxes:
-        allpts = np.vstack(boxes)
-        x0, y0 = np.clip(np.floor(allpts.min(0)).astype(int), 0, None)
-        x1, y1 = np.ceil(allpts.max(0)).astype(int) + 1
-        roi[y0:y1, x0:x1] = True
-    roi &= inside
-    if not roi.any():
-        roi = inside if inside.any() else np.ones_like(roi)
+        visible[b.level] = round(fraction, 4)
+    # the display window is set on the vertebral bodies, as a technologist would
+    roi = np.zeros((field.height, field.width), np.uint8)
+    for ann in annotations:
+        cv2.fillPoly(roi, [np.round((ann.polygon - 0.5) * 16).astype(np.int32)], 1, shift=4)
+    roi = roi.astype(bool) & ~canvas.metal
+    if roi.sum() < 16:
+        roi = inside & ~canvas.metal if inside.any() else np.ones_like(roi)
     display = expose(canvas.att, _detector(knobs, rngs["detector"], field.spacing), rngs["noise"], roi)
     image = np.round(display * 65535.0).astype(np.uint16)
 
@@ -184,6 +185,8 @@ def generate(config: PhantomConfig, index: int) -> tuple[np.ndarray, Record]:
             "osteophytes": spine.extra["osteophytes"],
             "narrowed_discs": spine.extra["narrowed_discs"],
             "touching_discs": spine.extra["touching_discs"],
+            "visible_fraction": visible,
+            "unannotated_partial": cut,
         }
     }
     record = Record(

@@ -54,6 +54,7 @@ class Canvas:
     def __init__(self, field: Field, texture: np.ndarray):
         self.field = field
         self.att = np.zeros((field.height, field.width), np.float32)
+        self.metal = np.zeros((field.height, field.width), bool)  # where implants are (kept out of the window)
         self.texture = texture
 
     # -- patch helpers -------------------------------------------------------------------------
@@ -213,7 +214,10 @@ class Canvas:
             return
         cov = self.coverage(poly, win)
         x0, y0, x1, y1 = win
-        self.att[y0:y1, x0:x1] += (_excess_mu(material) * thickness * cov).astype(np.float32)
+        add = _excess_mu(material) * thickness * cov
+        self.att[y0:y1, x0:x1] += add.astype(np.float32)
+        if material == "metal":
+            self.metal[y0:y1, x0:x1] |= add > 0.05
 
     def _add_profile(self, win, d, r, depth, material, cortex, density) -> None:
         min_r = 0.75 * self.field.spacing
@@ -234,6 +238,8 @@ class Canvas:
             add = (MU_CORTICAL - MU_SOFT) * (total - inner) + (mu_trab - MU_SOFT) * inner
         else:
             add = _excess_mu(material) * density * total
+            if material == "metal":
+                self.metal[y0:y1, x0:x1] |= add > 0.05
         self.att[y0:y1, x0:x1] += add.astype(np.float32)
 
 
@@ -252,12 +258,13 @@ def _excess_mu(material: str) -> float:
 
 
 def bone_texture(rng: np.random.Generator, height: int, width: int, spacing: float) -> np.ndarray:
-    """Zero-mean, unit-variance band-pass noise at the scale of trabeculae (~1-3 mm)."""
+    """Zero-mean band-pass noise at the scale of trabeculae (~1-3 mm); unit variance at <= 0.5 mm pixels."""
     noise = rng.standard_normal((height, width), dtype=np.float32)
     fine = cv2.GaussianBlur(noise, (0, 0), max(0.5, 0.35 / spacing))
     coarse = cv2.GaussianBlur(noise, (0, 0), max(1.5, 1.5 / spacing))
     band = fine - coarse
-    return band / (float(band.std()) + 1e-6)
+    # pixels much larger than a trabecula average the pattern out
+    return band * (min(1.0, 0.5 / spacing) / (float(band.std()) + 1e-6))
 
 
 @dataclass(frozen=True)
@@ -270,6 +277,7 @@ class Detector:
     electronic_noise: float  # std of additive read noise, relative to the spine's signal
     gamma: float  # film curve steepness
     latitude: float  # where on the film curve the spine sits (0..1)
+    scatter_px: float = 100.0  # width (sigma) of the scatter kernel in pixels
     equalisation: float = 0.6  # share of the large-area density variation removed
     equalise_px: float = 60.0  # scale of that variation (pixels)
     soft_margin: float = 0.35  # window extends below the spine by this share of its range
@@ -283,19 +291,21 @@ def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, roi: np.nda
     """
     h, w = att.shape
     primary = np.exp(-att.astype(np.float32))
-    # scatter: a very low-pass copy of the primary field (computed at 1/8 resolution)
+    # scatter: a broad (~5 cm) low-pass copy of the primary field, computed at 1/8 resolution
     small = cv2.resize(primary, (max(w // 8, 1), max(h // 8, 1)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), max(small.shape) / 6.0)
+    small = cv2.GaussianBlur(small, (0, 0), det.scatter_px / 8.0)
     scatter = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     ref = float(np.median(primary[roi]))
     scatter *= det.scatter * ref / max(float(np.median(scatter[roi])), 1e-12)
     signal = primary + scatter
+    # unsharpness (focal spot, scintillator) acts on the expected signal; the quanta are then
+    # counted per pixel, so quantum noise stays fine-grained as on a real detector
+    if det.blur_px > 0.05:
+        signal = cv2.GaussianBlur(signal, (0, 0), det.blur_px)
     if det.photons > 0:
         scale = det.photons / max(ref, 1e-12)
         counts = rng.poisson(np.minimum(signal * scale, 1e9)).astype(np.float32)
         signal = counts / scale
-    if det.blur_px > 0.05:
-        signal = cv2.GaussianBlur(signal, (0, 0), det.blur_px)
     if det.electronic_noise > 0:
         signal = signal + rng.standard_normal(signal.shape, dtype=np.float32) * np.float32(det.electronic_noise * ref)
     floor = ref * 1e-3

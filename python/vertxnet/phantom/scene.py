@@ -132,8 +132,37 @@ def build_spine(view: str, knobs: Knobs, rngs: dict[str, np.random.Generator]) -
         if touching:
             d_post = max(0.0, -lower.depth * np.sin(delta))
         place_below(upper, lower, d_post, delta)
+    if "_touching_index" in spine.extra:
+        _close_gap(bodies, spine.extra["_touching_index"])
     _straighten_and_tilt(spine, knobs, rngs["field"])
     return spine
+
+
+def _point_segment_gap(points: np.ndarray, ring: np.ndarray) -> tuple[float, np.ndarray]:
+    """Smallest distance from any of ``points`` to the closed polyline ``ring`` and its vector."""
+    a, b = ring, np.roll(ring, -1, axis=0)
+    ab = b - a
+    t = np.clip(np.einsum("psk,sk->ps", points[:, None, :] - a[None], ab) / np.maximum((ab * ab).sum(1), 1e-12), 0, 1)
+    nearest = a[None] + t[..., None] * ab[None]
+    vec = nearest - points[:, None, :]
+    dist = np.hypot(vec[..., 0], vec[..., 1])
+    k = np.unravel_index(np.argmin(dist), dist.shape)
+    return float(dist[k]), vec[k]
+
+
+def _close_gap(bodies: list[Body], i: int) -> None:
+    """Move everything below disc ``i`` up until the two rims touch (rounded corners included)."""
+    for _ in range(4):
+        upper = bodies[i].to_world(bodies[i].outline())
+        lower = bodies[i + 1].to_world(bodies[i + 1].outline())
+        d1, v1 = _point_segment_gap(upper, lower)
+        d2, v2 = _point_segment_gap(lower, upper)
+        gap, vec = (d1, v1) if d1 <= d2 else (d2, -v2)  # vec points from upper towards lower
+        if gap < 0.005:
+            break
+        shift = -vec / max(np.hypot(*vec), 1e-12) * (gap - 0.002)
+        for b in bodies[i + 1 :]:
+            b.center = b.center + shift
 
 
 def _annotatable(view: str) -> tuple[str, ...]:

@@ -97,7 +97,7 @@ def soft_tissue(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength
         ant_keys = np.array([a_neck[0] + 140, a_neck[1] + 110, a_neck[2] + 10, a_neck[3], a_neck[4] + 15, a_neck[5] + 60, a_neck[6] + 80])
         post_keys = np.array([p_neck[0] - 60, p_neck[1] - 45, p_neck[2], p_neck[3], p_neck[4] - 20, p_neck[5] - 70, p_neck[6] - 90])
         wide = j(0.8, 1.2) * max(strength, 0.2)
-        width_keys = np.array([135, 135, 115, 110, 160 * wide, 330 * wide, 380 * wide]) * j(0.9, 1.1)
+        width_keys = np.array([135, 135, 115, 110, 150 * wide, 240 * wide, 280 * wide]) * j(0.9, 1.1)
     else:
         i1, is1 = levels.index("L1"), levels.index("S1")
         y_pelvis = yc[is1] - 20.0
@@ -208,7 +208,7 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
         canvas.add_ellipsoid(head, 24.0, 24.0, 0.0, 46.0, density=0.7, cortex=1.2)
         roof = head + 28.0 * np.stack([np.cos(np.linspace(3.6, 5.9, 8)), np.sin(np.linspace(3.6, 5.9, 8))], 1)
         canvas.add_tube(roof, 3.0, 20.0, cortex=1.5)
-    # bowel gas anterior to (and over) the lumbar spine
+    # bowel gas anterior to (and over) the lumbar spine: irregular clusters of small pockets
     n_gas = rng.poisson(4.0 * strength)
     l1 = spine.body("L1")
     for _ in range(int(n_gas)):
@@ -216,8 +216,11 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
         v = rng.uniform(0.0, 1.0)
         y = l1.center[1] + v * (s1.center[1] - l1.center[1])
         x = np.interp(y, [l1.center[1], s1.center[1]], [l1.center[0], s1.center[0]]) + u
-        canvas.add_ellipsoid(np.array([x, y]), rng.uniform(6.0, 25.0), rng.uniform(5.0, 16.0), rng.uniform(0, np.pi),
-                             rng.uniform(15.0, 45.0), material="air")
+        size = rng.uniform(6.0, 18.0)
+        for _ in range(int(rng.integers(2, 5))):
+            centre = np.array([x, y]) + rng.normal(0.0, 0.6 * size, 2)
+            canvas.add_ellipsoid(centre, size * rng.uniform(0.4, 1.0), size * rng.uniform(0.3, 0.8), rng.uniform(0, np.pi),
+                                 rng.uniform(6.0, 22.0), material="air")
 
 
 def _bezier(ctrl: np.ndarray, n: int) -> np.ndarray:
