@@ -30,6 +30,8 @@ from vertxnet.errors import VertxError  # noqa: E402,F401  (re-exported for the 
 from vertxnet.levels import MRCNN_CLASSES, mrcnn_class_of  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, apply_clahe, letterbox, window01  # noqa: E402
 
+REFERENCE_LABELS = (MRCNN_CLASSES.index("C2"), MRCNN_CLASSES.index("S1"))
+
 
 # ---------------------------------------------------------------------------------------------
 # Reproducibility and threads
@@ -89,6 +91,15 @@ class Sample:
 
 def load_records(coco_path: str | Path, image_root: str | Path | None = None) -> list[Record]:
     return read_coco(coco_path, image_root=image_root)
+
+
+def load_many(coco_paths: Path | Sequence[Path], image_root: str | Path | None = None) -> list[Record]:
+    """Records of one or several COCO files, in order."""
+    paths = [coco_paths] if isinstance(coco_paths, (str, Path)) else list(coco_paths)
+    records: list[Record] = []
+    for path in paths:
+        records.extend(load_records(path, image_root))
+    return records
 
 
 def prepare_sample(record: Record, pre: PreprocessConfig) -> Sample:
@@ -220,6 +231,106 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.nd
     order = rng.permutation(n)
     for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
         yield order[i : i + batch_size]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation metrics (numpy only)
+
+
+def mask_iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """IoU between every predicted (P, H, W) and ground-truth (G, H, W) boolean mask."""
+    if len(pred) == 0 or len(gt) == 0:
+        return np.zeros((len(pred), len(gt)))
+    p = pred.reshape(len(pred), -1).astype(np.float32)
+    g = gt.reshape(len(gt), -1).astype(np.float32)
+    inter = p @ g.T
+    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def greedy_matches(iou: np.ndarray, scores: np.ndarray, iou_threshold: float) -> dict[int, int]:
+    """One-to-one matching, predictions by descending score → {pred index: gt index}."""
+    matches: dict[int, int] = {}
+    taken: set[int] = set()
+    for pi in np.argsort(-np.asarray(scores), kind="stable"):
+        if iou.shape[1] == 0:
+            break
+        candidates = [(iou[pi, gi], gi) for gi in range(iou.shape[1]) if gi not in taken]
+        if not candidates:
+            break
+        best, gi = max(candidates)
+        if best > iou_threshold:
+            matches[int(pi)] = int(gi)
+            taken.add(gi)
+    return matches
+
+
+@dataclass
+class DetectionTally:
+    """Accumulates the two validation figures over images."""
+
+    gt_instances: int = 0
+    detected: int = 0
+    reference_images: int = 0
+    reference_correct: int = 0
+    images: int = 0
+
+    def add(self, pred_masks, pred_scores, pred_labels, gt_masks, gt_labels, iou_threshold: float = 0.5) -> None:
+        pred_masks = np.asarray(pred_masks, dtype=bool)
+        gt_masks = np.asarray(gt_masks, dtype=bool)
+        pred_labels = np.asarray(pred_labels)
+        gt_labels = np.asarray(gt_labels)
+        pred_scores = np.asarray(pred_scores, dtype=np.float64)
+        iou = mask_iou_matrix(pred_masks, gt_masks)
+        self.images += 1
+        self.gt_instances += len(gt_masks)
+        self.detected += len(greedy_matches(iou, pred_scores, iou_threshold))
+        gt_refs = [i for i, lab in enumerate(gt_labels) if lab in REFERENCE_LABELS]
+        if gt_refs:
+            self.reference_images += 1
+            pred_refs = [i for i, lab in enumerate(pred_labels) if lab in REFERENCE_LABELS]
+            if pred_refs:
+                top = max(pred_refs, key=lambda i: pred_scores[i])
+                ok = any(iou[top, g] > iou_threshold and pred_labels[top] == gt_labels[g] for g in gt_refs)
+                self.reference_correct += int(ok)
+
+    @property
+    def detection_rate(self) -> float:
+        return self.detected / self.gt_instances if self.gt_instances else float("nan")
+
+    @property
+    def reference_accuracy(self) -> float:
+        return self.reference_correct / self.reference_images if self.reference_images else float("nan")
+
+    def as_dict(self, prefix: str = "") -> dict:
+        return {
+            f"{prefix}detection_rate_iou50": self.detection_rate,
+            f"{prefix}reference_accuracy": self.reference_accuracy,
+            f"{prefix}images": self.images,
+            f"{prefix}gt_instances": self.gt_instances,
+            f"{prefix}reference_images": self.reference_images,
+        }
+
+
+def foreground_dice(pred: np.ndarray, target: np.ndarray) -> float:
+    """Hard Dice of two boolean masks; 1.0 when both are empty."""
+    p, t = pred.astype(bool), target.astype(bool)
+    denom = int(p.sum()) + int(t.sum())
+    return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
+
+
+def paste_masks(boxes: np.ndarray, mask_probs: np.ndarray, size: int, threshold: float = 0.5) -> np.ndarray:
+    """(K, S, S) boolean masks: each 28×28 probability map resized into its own box only."""
+    out = np.zeros((len(boxes), size, size), dtype=bool)
+    for k, (box, prob) in enumerate(zip(boxes, mask_probs)):
+        x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+        x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+        w, h = max(1, x1 - x0), max(1, y1 - y0)
+        resized = cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= threshold
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(size, x0 + w), min(size, y0 + h)
+        if cx1 > cx0 and cy1 > cy0:
+            out[k, cy0:cy1, cx0:cx1] = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
-from train_maskrcnn import DetectionTally, load_maskrcnn  # noqa: E402
-from train_unet import foreground_dice, load_unet  # noqa: E402
+from train_maskrcnn import load_maskrcnn  # noqa: E402
+from train_unet import load_unet  # noqa: E402
 
 from vertxnet import bundle as vbundle  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES  # noqa: E402
@@ -178,7 +178,7 @@ def unet_dice_onnx(session, inputs: Sequence[np.ndarray], truths: Sequence[np.nd
     scores = []
     for x, t in zip(inputs, truths):
         (logits,) = session.run(["logits"], {"image": x})
-        scores.append(foreground_dice(logits[0, 0] > logit_threshold, t))
+        scores.append(C.foreground_dice(logits[0, 0] > logit_threshold, t))
     return float(np.mean(scores))
 
 
@@ -325,12 +325,12 @@ def export_bundle(config: ExportConfig) -> Path:
             files.append("unet.fp16.onnx")
 
         # Mask R-CNN figures through ONNX Runtime on the check images.
-        tally = DetectionTally()
+        tally = C.DetectionTally()
         score_thr = config.thresholds.get("mrcnn_score", 0.5)
         for x, sample in zip(check_inputs, check_samples):
             boxes, scores, labels, probs = mrcnn_sess.run(MASKRCNN_OUTPUTS, {"image": x})
             keep = scores >= score_thr
-            pred = paste_masks(boxes[keep], probs[keep], size, config.thresholds.get("mask", 0.5))
+            pred = C.paste_masks(boxes[keep], probs[keep], size, config.thresholds.get("mask", 0.5))
             _, gt_labels, gt_masks = C.instance_targets(sample)
             tally.add(pred, scores[keep], labels[keep], gt_masks, gt_labels)
 
@@ -384,22 +384,6 @@ def export_bundle(config: ExportConfig) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
-
-
-def paste_masks(boxes: np.ndarray, mask_probs: np.ndarray, size: int, threshold: float = 0.5) -> np.ndarray:
-    """(K, S, S) boolean masks: each 28×28 probability map resized into its box only."""
-    import cv2
-
-    out = np.zeros((len(boxes), size, size), dtype=bool)
-    for k, (box, prob) in enumerate(zip(boxes, mask_probs)):
-        x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
-        x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
-        w, h = max(1, x1 - x0), max(1, y1 - y0)
-        resized = cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= threshold
-        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(size, x0 + w), min(size, y0 + h)
-        if cx1 > cx0 and cy1 > cy0:
-            out[k, cy0:cy1, cx0:cx1] = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     return out
 
 

@@ -37,7 +37,6 @@ from vertxnet.levels import MRCNN_CLASSES  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig  # noqa: E402
 
 PRESETS = ("paper", "edge")
-REFERENCE_LABELS = (MRCNN_CLASSES.index("C2"), MRCNN_CLASSES.index("S1"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,91 +109,12 @@ def build_maskrcnn(preset: str = "edge", input_size: int = 256, *, fpn_channels:
 
 
 # ---------------------------------------------------------------------------------------------
-# Metrics
-
-
-def mask_iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU between every predicted (P, H, W) and ground-truth (G, H, W) boolean mask."""
-    if len(pred) == 0 or len(gt) == 0:
-        return np.zeros((len(pred), len(gt)))
-    p = pred.reshape(len(pred), -1).astype(np.float32)
-    g = gt.reshape(len(gt), -1).astype(np.float32)
-    inter = p @ g.T
-    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def greedy_matches(iou: np.ndarray, scores: np.ndarray, iou_threshold: float) -> dict[int, int]:
-    """One-to-one matching, predictions by descending score → {pred index: gt index}."""
-    matches: dict[int, int] = {}
-    taken: set[int] = set()
-    for pi in np.argsort(-np.asarray(scores), kind="stable"):
-        if iou.shape[1] == 0:
-            break
-        candidates = [(iou[pi, gi], gi) for gi in range(iou.shape[1]) if gi not in taken]
-        if not candidates:
-            break
-        best, gi = max(candidates)
-        if best > iou_threshold:
-            matches[int(pi)] = int(gi)
-            taken.add(gi)
-    return matches
-
-
-@dataclass
-class DetectionTally:
-    """Accumulates the two validation figures over images."""
-
-    gt_instances: int = 0
-    detected: int = 0
-    reference_images: int = 0
-    reference_correct: int = 0
-    images: int = 0
-
-    def add(self, pred_masks, pred_scores, pred_labels, gt_masks, gt_labels, iou_threshold: float = 0.5) -> None:
-        pred_masks = np.asarray(pred_masks, dtype=bool)
-        gt_masks = np.asarray(gt_masks, dtype=bool)
-        pred_labels = np.asarray(pred_labels)
-        gt_labels = np.asarray(gt_labels)
-        pred_scores = np.asarray(pred_scores, dtype=np.float64)
-        iou = mask_iou_matrix(pred_masks, gt_masks)
-        self.images += 1
-        self.gt_instances += len(gt_masks)
-        self.detected += len(greedy_matches(iou, pred_scores, iou_threshold))
-        gt_refs = [i for i, lab in enumerate(gt_labels) if lab in REFERENCE_LABELS]
-        if gt_refs:
-            self.reference_images += 1
-            pred_refs = [i for i, lab in enumerate(pred_labels) if lab in REFERENCE_LABELS]
-            if pred_refs:
-                top = max(pred_refs, key=lambda i: pred_scores[i])
-                ok = any(iou[top, g] > iou_threshold and pred_labels[top] == gt_labels[g] for g in gt_refs)
-                self.reference_correct += int(ok)
-
-    @property
-    def detection_rate(self) -> float:
-        return self.detected / self.gt_instances if self.gt_instances else float("nan")
-
-    @property
-    def reference_accuracy(self) -> float:
-        return self.reference_correct / self.reference_images if self.reference_images else float("nan")
-
-    def as_dict(self, prefix: str = "") -> dict:
-        return {
-            f"{prefix}detection_rate_iou50": self.detection_rate,
-            f"{prefix}reference_accuracy": self.reference_accuracy,
-            f"{prefix}images": self.images,
-            f"{prefix}gt_instances": self.gt_instances,
-            f"{prefix}reference_images": self.reference_images,
-        }
-
-
-# ---------------------------------------------------------------------------------------------
 # Training
 
 
 @dataclass
 class MaskRCNNTrainConfig:
-    train: Path
+    train: list[Path]  # one or more COCO instances files
     run_dir: Path
     val: Path | None = None
     image_root: Path | None = None
@@ -238,9 +158,9 @@ def to_model_inputs(samples: Sequence[C.Sample], pre: PreprocessConfig, device) 
 
 
 @torch.no_grad()
-def evaluate_detection(model, samples: Sequence[C.Sample], pre: PreprocessConfig, device, score_threshold: float = 0.5) -> DetectionTally:
+def evaluate_detection(model, samples: Sequence[C.Sample], pre: PreprocessConfig, device, score_threshold: float = 0.5) -> C.DetectionTally:
     model.eval()
-    tally = DetectionTally()
+    tally = C.DetectionTally()
     for i in range(0, len(samples), 4):
         chunk = samples[i : i + 4]
         images, targets = to_model_inputs(chunk, pre, device)
@@ -267,7 +187,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
     run = Path(config.run_dir)
     run.mkdir(parents=True, exist_ok=True)
 
-    records = C.load_records(config.train, config.image_root)
+    records = C.load_many(config.train, config.image_root)
     if config.val is not None:
         train_records, val_records = records, C.load_records(config.val, config.image_root)
     else:
@@ -329,7 +249,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
             if scheduler.last_epoch < scheduler.total_steps:
                 scheduler.step()
             losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", mask=f"{float(loss_dict['loss_mask']):.3f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", mask=f"{loss_dict['loss_mask'].item():.3f}")
         tally = evaluate_detection(model, val_samples, pre, device, config.score_threshold)
         # One number to keep the best checkpoint by: both figures matter equally to the pipeline.
         score = 0.5 * (np.nan_to_num(tally.detection_rate) + np.nan_to_num(tally.reference_accuracy))
@@ -377,7 +297,7 @@ def load_maskrcnn(checkpoint: str | Path) -> tuple[nn.Module, dict]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_maskrcnn.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", type=Path, required=True, help="COCO instances JSON of the training images")
+    p.add_argument("--train", type=Path, action="append", required=True, help="COCO instances JSON of training images (repeatable)")
     p.add_argument("--val", type=Path, help="COCO JSON of validation images (default: hold aside --val-fraction)")
     p.add_argument("--image-root", type=Path, help="folder the COCO file names are relative to")
     p.add_argument("--run", type=Path, required=True, help="run folder for checkpoints and history")

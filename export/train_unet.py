@@ -108,20 +108,13 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) 
     return bce + (1 - dice).mean()
 
 
-def foreground_dice(pred: np.ndarray, target: np.ndarray) -> float:
-    """Hard Dice of two boolean masks; 1.0 when both are empty."""
-    p, t = pred.astype(bool), target.astype(bool)
-    denom = int(p.sum()) + int(t.sum())
-    return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
-
-
 # ---------------------------------------------------------------------------------------------
 # Training
 
 
 @dataclass
 class UNetTrainConfig:
-    train: Path
+    train: list[Path]  # one or more COCO instances files
     run_dir: Path
     val: Path | None = None
     image_root: Path | None = None
@@ -166,7 +159,7 @@ def evaluate_dice(model: UNet, samples: Sequence[C.Sample], pre: PreprocessConfi
         images, masks = _batch_tensors(samples[i : i + 8], pre)
         logits = model(images.to(device)).cpu().numpy()
         for lg, m in zip(logits, masks.numpy()):
-            scores.append(foreground_dice(lg[0] > logit_threshold, m[0] > 0.5))
+            scores.append(C.foreground_dice(lg[0] > logit_threshold, m[0] > 0.5))
     return float(np.mean(scores)) if scores else float("nan")
 
 
@@ -180,7 +173,7 @@ def train_unet(config: UNetTrainConfig) -> Path:
     run = Path(config.run_dir)
     run.mkdir(parents=True, exist_ok=True)
 
-    records = C.load_records(config.train, config.image_root)
+    records = C.load_many(config.train, config.image_root)
     if config.val is not None:
         train_records, val_records = records, C.load_records(config.val, config.image_root)
     else:
@@ -284,7 +277,7 @@ def load_unet(checkpoint: str | Path) -> tuple[UNet, dict]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_unet.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", type=Path, required=True, help="COCO instances JSON of the training images")
+    p.add_argument("--train", type=Path, action="append", required=True, help="COCO instances JSON of training images (repeatable)")
     p.add_argument("--val", type=Path, help="COCO JSON of validation images (default: hold aside --val-fraction)")
     p.add_argument("--image-root", type=Path, help="folder the COCO file names are relative to")
     p.add_argument("--run", type=Path, required=True, help="run folder for checkpoints and history")
