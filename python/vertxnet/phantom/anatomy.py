@@ -95,7 +95,14 @@ class Body:
 
         Concave endplates and walls, rounded corners, the C2 dens and anterior osteophytes.
         """
-        return _body_outline(self, inset_u, inset_v, n)
+        key = (self.depth, self.h_ant, self.h_post, self.concavity_top, self.concavity_bottom, self.waist_ant,
+               self.waist_post, self.corner_radius, self.dens_height, self.dens_depth, tuple(self.osteophytes),
+               inset_u, inset_v, n)
+        cache = self.__dict__.setdefault("_outline_cache", {})
+        if key not in cache:  # the shape is local: it does not change when the body moves
+            cache[key] = _body_outline(self, inset_u, inset_v, n)
+            cache[key].flags.writeable = False
+        return cache[key]
 
 
 def _smooth_closed(points: np.ndarray, window: int) -> np.ndarray:

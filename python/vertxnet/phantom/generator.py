@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generato
 
 def _clip_to_rect(poly: np.ndarray, width: float, height: float) -> np.ndarray:
     """Sutherland-Hodgman clipping of a polygon to [0, width] x [0, height]."""
+    if poly[:, 0].min() >= 0 and poly[:, 1].min() >= 0 and poly[:, 0].max() <= width and poly[:, 1].max() <= height:
+        return poly
     pts = poly
     for axis, bound, keep_low in ((0, 0.0, False), (0, width, True), (1, 0.0, False), (1, height, True)):
         if len(pts) == 0:
@@ -221,7 +224,7 @@ def write_png_atomic(image: np.ndarray, path: Path) -> Path:
     """Encode a PNG with a fixed compression level and move it into place atomically."""
     ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
     if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
+        raise OSError(errno.EIO, "PNG encoding failed", str(path))
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

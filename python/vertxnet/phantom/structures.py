@@ -3,6 +3,7 @@ mandible, airway, shoulders, ribs, pelvis, bowel gas, soft tissue and metal impl
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .anatomy import Body
@@ -76,9 +77,10 @@ def add_atlas(canvas: Canvas, c2: Body) -> None:
 def soft_tissue(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength: float) -> np.ndarray:
     """Adds the body's soft tissue and returns the mask of pixels inside the patient."""
     f = canvas.field
-    ys, xs = np.mgrid[0 : f.height, 0 : f.width].astype(np.float32) + 0.5
-    world = f.to_world(np.stack([xs, ys], axis=-1))
-    p = spine.patient_frame(world)
+    # smooth at the pixel scale: evaluated at half resolution, then interpolated
+    hh, hw = (f.height + 1) // 2, (f.width + 1) // 2
+    ys, xs = np.mgrid[0:hh, 0:hw].astype(np.float64) * 2.0 + 1.0
+    p = spine.patient_frame(f.to_world(np.stack([xs, ys], axis=-1)))
     px, py = p[..., 0], p[..., 1]
     named = [b for b in spine.bodies if b.level is not None]
     pf = spine.patient_frame
@@ -117,8 +119,9 @@ def soft_tissue(canvas: Canvas, spine: Spine, rng: np.random.Generator, strength
     # a superellipse cross-section: the back and the sides of the trunk are broad and flat
     power = 2.5 if spine.view == "cervical" else 3.5
     q = np.clip(1.0 - np.abs((px - (xa + xp) / 2) / half) ** power, 0.0, None)
-    path = wt * q ** (1.0 / power)
-    canvas.att += (MU_SOFT * path).astype(np.float32)
+    path = cv2.resize((wt * q ** (1.0 / power)).astype(np.float32), (2 * hw, 2 * hh), interpolation=cv2.INTER_LINEAR)
+    path = path[: f.height, : f.width]
+    canvas.att += MU_SOFT * path
     return path > 15.0
 
 
