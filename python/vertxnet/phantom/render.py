@@ -218,14 +218,20 @@ class Canvas:
         mean_axis = (a + b) / 2
         self._add_profile(win, rho * mean_axis, np.full_like(rho, mean_axis), depth, material, cortex, density)
 
-    def add_polygon(self, poly_world: np.ndarray, thickness: float, material: str = "metal") -> None:
-        """A plate of constant beam thickness (mm) with the given outline (implants, bone plates)."""
+    def add_polygon(self, poly_world: np.ndarray, thickness: float, material: str = "metal", soften_mm: float = 0.0) -> None:
+        """A plate of constant beam thickness (mm) with the given outline (implants, bone plates).
+
+        ``soften_mm`` blurs the outline, for plates that thin out towards their edges.
+        """
         f = self.field
         poly = f.to_px(poly_world)
-        win = self._window(poly.min(0), poly.max(0))
+        pad = 2.0 + 3.0 * soften_mm / f.spacing
+        win = self._window(poly.min(0) - pad, poly.max(0) + pad)
         if win is None:
             return
         cov = self.coverage(poly, win)
+        if soften_mm > 0:
+            cov = cv2.GaussianBlur(cov, (0, 0), soften_mm / f.spacing)
         x0, y0, x1, y1 = win
         add = _excess_mu(material) * thickness * cov
         self.att[y0:y1, x0:x1] += add.astype(np.float32)
@@ -293,7 +299,7 @@ class Detector:
     scatter_px: float = 100.0  # width (sigma) of the scatter kernel in pixels
     equalisation: float = 0.6  # share of the large-area density variation removed
     equalise_px: float = 60.0  # scale of that variation (pixels)
-    soft_margin: float = 0.35  # window extends below the spine by this share of its range
+    soft_margin: float = 0.6  # window extends below the spine by this share of its range
 
 
 def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, roi: np.ndarray) -> np.ndarray:

@@ -95,12 +95,14 @@ def build_spine(view: str, knobs: Knobs, rngs: dict[str, np.random.Generator]) -
         prev = bodies[-1]
         for k in range(SACRAL_SEGMENTS + 3):
             coccyx = k >= SACRAL_SEGMENTS
-            depth = prev.depth * (0.80 if not coccyx else 0.7)
-            height = prev.nominal_height * (0.82 if not coccyx else 0.75)
+            depth = max(prev.depth * (0.80 if not coccyx else 0.7), 6.0)
+            height = max(prev.nominal_height * (0.82 if not coccyx else 0.75), 5.0)
+            # the sacral curve lives in the wedge shape of the fused segments (anterior side shorter)
+            wedge = 0.0 if coccyx else depth * np.tan(np.deg2rad(15.0 * _jitter(rng, 0.2))) / 2
             seg = Body(
-                level=None, center=np.zeros(2), phi=0.0, depth=max(depth, 6.0), h_ant=max(height, 5.0),
-                h_post=max(height * 0.9, 4.5), width=prev.width * 0.8, concavity_top=0.0, concavity_bottom=0.0,
-                waist_ant=0.5, waist_post=0.2, corner_radius=0.8, cortex=0.5, endplate=0.5,
+                level=None, center=np.zeros(2), phi=0.0, depth=depth, h_ant=height - wedge,
+                h_post=height + wedge, width=prev.width * 0.8, concavity_top=0.0, concavity_bottom=0.0,
+                waist_ant=0.5, waist_post=0.2, corner_radius=0.5, cortex=0.6, endplate=0.15 if not coccyx else 0.5,
                 density=bone_density * 0.95, nominal_height=height, segment="coccyx" if coccyx else "sacral",
             )
             bodies.append(seg)
@@ -117,8 +119,8 @@ def build_spine(view: str, knobs: Knobs, rngs: dict[str, np.random.Generator]) -
             disc = level_dims(upper.level)[3] * size * _jitter(rng, 0.12)
         else:  # fused sacral segments keep a faint remnant line
             coccyx = lower.segment == "coccyx"
-            deg = -20.0 * _jitter(rng, 0.2) if coccyx else -16.0 * _jitter(rng, 0.2)
-            disc = 2.0 if coccyx else 0.3
+            deg = -20.0 * _jitter(rng, 0.2) if coccyx else 0.0
+            disc = 2.0 if coccyx else 0.0
         wedges.append(np.deg2rad(deg))
         discs.append(disc)
     spine = Spine(view=view, bodies=bodies, annotated_levels=_annotatable(view))
@@ -126,7 +128,7 @@ def build_spine(view: str, knobs: Knobs, rngs: dict[str, np.random.Generator]) -
     for i, (upper, lower) in enumerate(zip(bodies[:-1], bodies[1:])):
         delta = wedges[i]
         touching = spine.extra.get("_touching_index") == i
-        gap_min = 0.0 if touching else 0.6
+        gap_min = 0.0 if touching or lower.segment == "sacral" else 0.6
         d_post = discs[i] - lower.depth / 2 * np.sin(delta)
         d_post = max(d_post, gap_min - lower.depth * np.sin(delta), gap_min)
         if touching:

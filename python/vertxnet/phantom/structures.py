@@ -52,7 +52,7 @@ def add_posterior_elements(canvas: Canvas, b: Body) -> None:
     ]
     canvas.add_rods(segments, cortex=1.2, density=1.05)
     if region != "C":  # transverse processes project laterally: a blob over the pedicle
-        canvas.add_ellipsoid(w([-d / 2 - 0.8 * ped_len, -0.05 * h]), 0.2 * h, 0.16 * h, b.phi, 45.0, density=0.6)
+        canvas.add_ellipsoid(w([-d / 2 - 0.8 * ped_len, -0.05 * h]), 0.22 * h, 0.12 * h, b.phi, 40.0, density=0.3)
 
 
 def add_atlas(canvas: Canvas, c2: Body) -> None:
@@ -136,13 +136,12 @@ def add_cervical_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator,
     tip = -h / 2 - c2.dens_height
     # skull: vault as an ellipsoidal shell (outer minus inner), dense skull base and mastoid over C1
     # (tilted so that the occiput dips behind C1 while the skull base rises in front of it)
-    centre = np.array([rng.uniform(-5.0, 10.0), tip - rng.uniform(72.0, 82.0)])
+    centre = np.array([rng.uniform(-35.0, -15.0), tip - rng.uniform(70.0, 80.0)])
     shell = rng.uniform(5.0, 8.0)
     tilt = c2.phi - np.deg2rad(rng.uniform(15.0, 30.0))
     for a, b_, dep, sign in ((95.0, 72.0, 145.0, 1.0), (95.0 - shell, 72.0 - shell, 145.0 - 2 * shell, -1.0)):
         canvas.add_ellipsoid(w(centre), a, b_, tilt, dep, material="cortical", density=sign * 0.6)
     canvas.add_ellipsoid(w([-8.0 + rng.uniform(-5, 5), tip - 14.0]), 24.0, 13.0, c2.phi + 0.25, 40.0, density=0.6, cortex=0.3)
-    canvas.add_ellipsoid(w([d / 2 + 15.0, tip - 30.0]), 30.0, 8.0, c2.phi - 0.35, 40.0, density=1.0)  # skull base
     # mandible (ramus, angle, body), left and right slightly apart
     angle_pt = np.array([d / 2 + rng.uniform(14.0, 26.0), rng.uniform(0.2, 0.9) * h])
     condyle = np.array([d / 2 + rng.uniform(6.0, 14.0), tip - 6.0])
@@ -205,12 +204,12 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
         ys = y_crest + off[1] + 70.0 * ((t - 0.45) / 0.55) ** 2
         crest_pts = np.stack([xs, ys], 1)
         wing = np.vstack([crest_pts, [[x_ant - 15 + off[0], y_crest + 115 + off[1]], [x_post + 30 + off[0], y_crest + 100 + off[1]]]])
-        canvas.add_polygon(wing, 8.0 * wing_strength, material="bone")
+        canvas.add_polygon(wing, 8.0 * wing_strength, material="bone", soften_mm=8.0)
         canvas.add_tube(crest_pts, 3.0, 14.0 * wing_strength, cortex=1.2)
-        head = np.array([x_ant - rng.uniform(5.0, 20.0), y_crest + rng.uniform(125.0, 150.0)]) + off
+        head = np.array([x_ant - rng.uniform(5.0, 20.0), y_crest + rng.uniform(150.0, 175.0)]) + off
         canvas.add_ellipsoid(head, 24.0, 24.0, 0.0, 46.0, density=0.7, cortex=1.2)
         roof = head + 28.0 * np.stack([np.cos(np.linspace(3.6, 5.9, 8)), np.sin(np.linspace(3.6, 5.9, 8))], 1)
-        canvas.add_tube(roof, 3.0, 20.0, cortex=1.5)
+        canvas.add_tube(roof, 2.5, 12.0, cortex=1.2)
     # bowel gas anterior to (and over) the lumbar spine: irregular clusters of small pockets
     n_gas = rng.poisson(4.0 * strength)
     l1 = spine.body("L1")
