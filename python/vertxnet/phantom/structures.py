@@ -31,8 +31,8 @@ def add_posterior_elements(canvas: Canvas, b: Body) -> None:
     ped_r = {"C": 0.2, "T": 0.22, "L": 0.26}[region] * h
     ped_w = {"C": 5.5, "T": 7.0, "L": 9.0}[region]
     pu = -d / 2 - ped_len  # AP position of the articular pillar
-    pillar_r = {"C": 0.34, "T": 0.22, "L": 0.2}[region] * h
-    pillar_top, pillar_bottom = {"C": (-0.5, 0.5), "T": (-0.75, 0.7), "L": (-0.8, 0.85)}[region]
+    pillar_r = {"C": 0.3, "T": 0.22, "L": 0.2}[region] * h
+    pillar_top, pillar_bottom = {"C": (-0.62, 0.62), "T": (-0.75, 0.7), "L": (-0.8, 0.85)}[region]
     lam_len = {"C": 0.45, "T": 0.35, "L": 0.32}[region] * d
     lam_end = np.array([pu - lam_len, 0.45 * h])
     sp_len = {"C": 0.7, "T": 1.25, "L": 0.9}[region] * d
@@ -149,7 +149,7 @@ def add_cervical_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator,
     for off in (np.zeros(2), rng.uniform(-6.0, 6.0, 2)):
         path = np.array([condyle, 0.5 * (condyle + angle_pt) + [2.0, 0.0], angle_pt, 0.5 * (angle_pt + chin) + [0.0, 3.0], chin])
         canvas.add_tube(w(path + off), [6.0, 9.0, 9.0, 10.0, 11.0], 8.0, cortex=2.0)
-    canvas.add_capsule(w([d / 2 + 14.0, tip - 18.0]), w([d / 2 + 70.0, tip - 24.0]), 4.5, 4.0, 40.0, density=0.8)  # palate
+    canvas.add_capsule(w([d / 2 + 14.0, tip - 18.0]), w([d / 2 + 70.0, tip - 24.0]), 4.0, 3.5, 30.0, density=0.5)  # palate
     # hyoid
     c3 = spine.body("C3")
     canvas.add_ellipsoid(c3.to_world([c3.depth / 2 + rng.uniform(25, 35), rng.uniform(0.0, 0.8) * _mean_h(c3)]),
