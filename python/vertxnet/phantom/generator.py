@@ -37,7 +37,7 @@ def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generato
     ext = {}
     for b in spine.bodies:
         if b.level is not None:
-            ys = b.to_world(b.outline(n=48))[:, 1]
+            ys = b.to_world(b.outline())[:, 1]
             ext[b.level] = (float(ys.min()), float(ys.max()))
     pick, frac_u, size_u, aspect_u, pos_u, mirror_u = rng.random(6)
     # share of the end vertebra left inside the field: 1 = cut in the disc beyond it
@@ -49,7 +49,7 @@ def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generato
         nxt = ext["T2" if last == "T1" else "T3"][0]
         y_bottom = y0 + frac * (y1 - y0) if frac < 1.0 else y1 + 0.5 * (nxt - y1)
         c2 = spine.body("C2")
-        y_c1 = float(c2.to_world(c2.outline(n=48))[:, 1].min()) - 12.0  # top of the atlas
+        y_c1 = float(c2.to_world(c2.outline())[:, 1].min()) - 12.0  # top of the atlas
         height = (y_bottom - y_c1) * scale + 35.0
         y_top = y_bottom - height
         aspect = 0.8 + 0.2 * aspect_u
@@ -108,12 +108,12 @@ def _detector(knobs: Knobs, rng: np.random.Generator, spacing: float) -> Detecto
     dose, sc, bl, g, lat, elec = rng.random(6)
     photons = 0.0 if knobs.noise <= 0 else 160.0 / knobs.noise**2 * (0.6 + 0.8 * dose)
     return Detector(
-        photons=photons,
-        scatter=knobs.scatter * (0.6 + 0.8 * sc),
-        blur_px=knobs.blur_mm * (0.7 + 0.6 * bl) / spacing,
-        electronic_noise=0.004 * knobs.noise * elec,
-        gamma=4.5 + knobs.contrast_jitter * 2.0 * (2 * g - 1),
-        latitude=0.5 + knobs.contrast_jitter * 0.12 * (2 * lat - 1),
+        photons=float(photons),
+        scatter=float(knobs.scatter * (0.6 + 0.8 * sc)),
+        blur_px=float(knobs.blur_mm * (0.7 + 0.6 * bl) / spacing),
+        electronic_noise=float(0.004 * knobs.noise * elec),
+        gamma=float(4.5 + knobs.contrast_jitter * 2.0 * (2 * g - 1)),
+        latitude=float(0.5 + knobs.contrast_jitter * 0.12 * (2 * lat - 1)),
         equalise_px=40.0 / spacing,
         scatter_px=50.0 / spacing,
     )

@@ -315,7 +315,7 @@ def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, roi: np.nda
     small = cv2.GaussianBlur(small, (0, 0), det.scatter_px / 8.0)
     scatter = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     ref = float(np.median(primary[roi]))
-    scatter *= det.scatter * ref / max(float(np.median(scatter[roi])), 1e-12)
+    scatter *= float(det.scatter) * ref / max(float(np.median(scatter[roi])), 1e-12)
     signal = primary + scatter
     # unsharpness (focal spot, scintillator) acts on the expected signal; the quanta are then
     # counted per pixel, so quantum noise stays fine-grained as on a real detector
@@ -341,13 +341,14 @@ def expose(att: np.ndarray, det: Detector, rng: np.random.Generator, roi: np.nda
     low = cv2.resize(cv2.GaussianBlur(small, (0, 0), det.equalise_px / 8.0), (w, h), interpolation=cv2.INTER_LINEAR)
     centre = float(np.median(low[roi]))
     weight = np.clip(low / max(centre, 1e-6), 0.0, 1.0)
-    density = density - det.equalisation * weight * (low - centre)
-    lo, hi = np.percentile(density[roi], (1.0, 99.8))
+    density = density - float(det.equalisation) * weight * (low - centre)
+    lo, hi = (float(v) for v in np.percentile(density[roi], (1.0, 99.8)))
     spread = max(hi - lo, 1e-6)
     lo, hi = lo - det.soft_margin * spread, hi + 0.05 * spread
     x = (density - lo) / (hi - lo)
     # H&D-like sigmoid: toe and shoulder compress the extremes
-    y = 1.0 / (1.0 + np.exp(-det.gamma * (x - det.latitude)))
-    y0 = 1.0 / (1.0 + np.exp(det.gamma * det.latitude))
-    y1 = 1.0 / (1.0 + np.exp(-det.gamma * (1.0 - det.latitude)))
+    gamma, latitude = float(det.gamma), float(det.latitude)  # python floats keep the maps float32
+    y = 1.0 / (1.0 + np.exp(-gamma * (x - latitude)))
+    y0 = 1.0 / (1.0 + np.exp(gamma * latitude))
+    y1 = 1.0 / (1.0 + np.exp(-gamma * (1.0 - latitude)))
     return np.clip((y - y0) / (y1 - y0), 0.0, 1.0).astype(np.float32)

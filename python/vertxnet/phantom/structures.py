@@ -183,7 +183,7 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
         for off in (np.zeros(2), rng.uniform(-8.0, 8.0, 2)):
             ctrl = np.array([[-d / 2 - 4, -0.3 * h], [-d / 2 - 28, 0.4 * h], [-d / 2 - 18, 1.6 * h],
                              [reach * d * 0.4, 2.6 * h], [reach * d, 3.2 * h]]) + off
-            canvas.add_tube(b.to_world(_bezier(ctrl, 12)), 4.0, 10.0, cortex=1.0)
+            canvas.add_tube(b.to_world(_bezier(ctrl, 8)), 4.0, 10.0, cortex=1.0)
     s1 = spine.body("S1")
     l5 = spine.body("L5")
     l4 = spine.body("L4")
@@ -197,7 +197,7 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
     x_post = l5.to_world([-l5.depth / 2, 0.0])[0] - rng.uniform(25.0, 45.0)
     x_ant = l5.to_world([l5.depth / 2, 0.0])[0] + rng.uniform(35.0, 60.0)
     y_crest = l4.to_world([0.0, _mean_h(l4) / 2])[1] + rng.uniform(-12.0, 12.0)
-    t = np.linspace(0.0, 1.0, 13)
+    t = np.linspace(0.0, 1.0, 9)
     wing_strength = min(strength, 1.3)
     for off in (np.zeros(2), rng.uniform(-7.0, 7.0, 2)):
         xs = x_post + t * (x_ant - x_post) + off[0]
@@ -208,7 +208,7 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
         canvas.add_tube(crest_pts, 3.0, 14.0 * wing_strength, cortex=1.2)
         head = np.array([x_ant - rng.uniform(5.0, 20.0), y_crest + rng.uniform(150.0, 175.0)]) + off
         canvas.add_ellipsoid(head, 24.0, 24.0, 0.0, 46.0, density=0.7, cortex=1.2)
-        roof = head + 28.0 * np.stack([np.cos(np.linspace(3.6, 5.9, 8)), np.sin(np.linspace(3.6, 5.9, 8))], 1)
+        roof = head + 28.0 * np.stack([np.cos(np.linspace(3.6, 5.9, 6)), np.sin(np.linspace(3.6, 5.9, 6))], 1)
         canvas.add_tube(roof, 2.5, 12.0, cortex=1.2)
     # bowel gas anterior to (and over) the lumbar spine: irregular clusters of small pockets
     n_gas = rng.poisson(4.0 * strength)
