@@ -57,13 +57,16 @@ double intersection_area_px2(const Paths& subject, const Paths& clip);
 
 struct UnionResult {
     double area = 0.0;  ///< px^2 of the whole union (holes subtracted)
-    Path outer;         ///< largest outer ring (empty if none)
+    Path outer;         ///< outer ring of the largest part (empty if none)
 };
 
-/// Union of two sets of clean paths (non-zero rule): its area and largest outer ring.
-UnionResult union_of(const Paths& a, const Paths& b);
+/// Union of two sets of clean paths (non-zero rule): its area and the outer ring of its largest
+/// part. With simple_outer, parts touching at a point are separated first so that the ring is
+/// simple (otherwise the ring may pass through such a point twice).
+UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer);
 
-/// Largest outer ring of the union of two sets of clean paths; empty when there is none.
+/// Simple outer ring of the largest part of the union of two sets of clean paths; empty when
+/// there is none.
 Path union_outer_ring(const Paths& a, const Paths& b);
 
 Polygon to_polygon(const Path& path);

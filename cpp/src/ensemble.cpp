@@ -151,9 +151,12 @@ EnsembleResult ensemble(const std::vector<Polygon>& unet, const std::vector<Poly
             if (bound * kPruneSlack <= eta * am) continue;
             // One Clipper union gives both the intersection area (au + am - area of the union)
             // and, if they agree, the ring to keep.
-            detail::UnionResult joined = detail::union_of(u.region.paths, m.region.paths);
+            detail::UnionResult joined = detail::union_of(u.region.paths, m.region.paths, false);
             const double inter = std::max(0.0, au + am - joined.area);
             if (inter / std::max(au, am) > eta) {
+                if (!detail::is_simple_ring(joined.outer)) {
+                    joined = detail::union_of(u.region.paths, m.region.paths, true);
+                }
                 Member member;
                 member.region = detail::region_of_clean_path(std::move(joined.outer));
                 member.mask.polygon = detail::to_polygon(member.region.paths.at(0));

@@ -242,22 +242,28 @@ Region make_region(const Polygon& polygon) {
     return region;
 }
 
-UnionResult union_of(const Paths& a, const Paths& b) {
-    ClipperLib::Clipper clipper;
-    if (!a.empty()) clipper.AddPaths(a, ClipperLib::ptSubject, true);
-    if (!b.empty()) clipper.AddPaths(b, ClipperLib::ptClip, true);
-    Paths solution;
-    clipper.Execute(ClipperLib::ctUnion, solution, ClipperLib::pftNonZero,
-                    ClipperLib::pftNonZero);
+UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer) {
     UnionResult result;
-    double best_area = 0.0;
-    for (Path& path : solution) {
-        const double area = signed_area_px2(path);
-        result.area += area;
-        if (area > best_area) {
-            best_area = area;
-            result.outer = std::move(path);
+    for (const bool strictly_simple : {false, true}) {
+        ClipperLib::Clipper clipper;
+        clipper.StrictlySimple(strictly_simple);
+        if (!a.empty()) clipper.AddPaths(a, ClipperLib::ptSubject, true);
+        if (!b.empty()) clipper.AddPaths(b, ClipperLib::ptClip, true);
+        Paths solution;
+        clipper.Execute(ClipperLib::ctUnion, solution, ClipperLib::pftNonZero, ClipperLib::pftNonZero);
+        result = UnionResult{};
+        double best_area = 0.0;
+        for (Path& path : solution) {
+            const double area = signed_area_px2(path);
+            result.area += area;
+            if (area > best_area) {
+                best_area = area;
+                result.outer = std::move(path);
+            }
         }
+        // Parts that touch at a point may come back as one ring; the outer ring of the largest
+        // part must be simple, so split such rings (rare, and strict mode costs more).
+        if (!simple_outer || result.outer.empty() || is_simple_ring(result.outer)) break;
     }
     return result;
 }
@@ -282,7 +288,7 @@ double intersection_area_px2(const Paths& subject, const Paths& clip) {
     return std::max(0.0, total_area_px2(solution));
 }
 
-Path union_outer_ring(const Paths& a, const Paths& b) { return union_of(a, b).outer; }
+Path union_outer_ring(const Paths& a, const Paths& b) { return union_of(a, b, true).outer; }
 
 Polygon to_polygon(const Path& path) {
     Polygon polygon;

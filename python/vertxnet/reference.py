@@ -103,10 +103,17 @@ def region(p, name: str = "p") -> BaseGeometry:
 
 
 def _outer_ring(geometry: BaseGeometry) -> np.ndarray:
-    """Exterior of the largest polygon part, positive shoelace area, not closed; (0, 2) if none."""
-    parts = [g for g in shapely.get_parts(geometry) if isinstance(g, Polygon) and g.area > 0]
-    if not parts:
+    """Outer ring of the largest part with every hole filled: positive shoelace area, not closed;
+    (0, 2) when there is no area.
+
+    Filling holes first matters when two parts touch at two or more points: shapely then splits
+    the region into separate polygons, yet together they enclose a hole and form one outline.
+    """
+    if geometry.is_empty or geometry.area <= 0:
         return np.zeros((0, 2))
+    faces = shapely.polygonize(shapely.get_parts(shapely.node(geometry.boundary)))
+    filled = unary_union([geometry, faces])
+    parts = [g for g in shapely.get_parts(filled) if isinstance(g, Polygon) and g.area > 0]
     largest = max(parts, key=lambda g: g.area)
     exterior = shapely.geometry.polygon.orient(Polygon(largest.exterior), sign=1.0).exterior
     return np.asarray(exterior.coords)[:-1]

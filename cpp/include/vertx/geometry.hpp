@@ -50,8 +50,9 @@ double polygon_area(const Polygon& polygon);
 double intersection_area(const Polygon& a, const Polygon& b);
 
 /// Outer ring of the union of the two enclosed regions (holes filled). When the union has
-/// several parts (disjoint inputs), the ring of the largest part. Positive signed (shoelace)
-/// area; vertices on the 1/kScale grid. Empty when both inputs enclose no area.
+/// several parts (disjoint inputs, or parts touching only at points), the ring of the largest
+/// part. A simple ring with positive signed (shoelace) area and vertices on the 1/kScale grid;
+/// empty when neither input encloses any area.
 Polygon polygon_union(const Polygon& a, const Polygon& b);
 
 /// Centroid of the enclosed region; the mean of the vertices when it encloses no area.
