@@ -95,3 +95,34 @@ def test_end_vertebrae_cut_by_the_field_edge_are_annotated_only_when_a_third_sho
             assert 0 < frac < MIN_VISIBLE_FRACTION and level not in areas
             cut_seen += 1
     assert clipped_seen > 0 and cut_seen > 0  # both cases occur with partial_edge=1
+
+
+def _ring_contrast(image, polygon, shift=(0.0, 0.0), width=2):
+    import cv2
+
+    h, w = image.shape
+    mask = np.zeros((h, w), np.uint8)
+    pts = (polygon + np.asarray(shift) - 0.5) * 16  # continuous coordinates -> OpenCV pixel indices
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1, shift=4)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    inner = mask.astype(bool) & ~cv2.erode(mask, kernel).astype(bool)
+    outer = cv2.dilate(mask, kernel).astype(bool) & ~mask.astype(bool)
+    return float(image[inner].mean() - image[outer].mean())
+
+
+@pytest.mark.parametrize("view", ["cervical", "lumbar"])
+def test_truth_outlines_sit_on_the_rendered_cortical_rims(view):
+    """A clean film (no noise, blur or scatter): each polygon hugs the bright rim of its body, and
+    moving it by 2 px in any direction loses contrast, so truth and pixels agree to the pixel."""
+    config = PhantomConfig(view=view, size=384, seed=13, difficulty="easy",
+                           overrides={"noise": 0.0, "blur_mm": 0.0, "scatter": 0.0, "osteophyte_prob": 0.0})
+    for index in range(3):
+        image, record = generate(config, index)
+        img = image.astype(np.float64)
+        for ann in record.annotations:
+            if record.extra["phantom"]["visible_fraction"][ann.level] < 1.0:
+                continue
+            here = _ring_contrast(img, ann.polygon)
+            assert here > 0, f"{ann.level}: the outline is not on a bright rim"
+            for shift in ((2, 0), (-2, 0), (0, 2), (0, -2)):
+                assert _ring_contrast(img, ann.polygon, shift) < here, f"{ann.level} fits better shifted by {shift}"

@@ -50,7 +50,7 @@ def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generato
         y_bottom = y0 + frac * (y1 - y0) if frac < 1.0 else y1 + 0.5 * (nxt - y1)
         c2 = spine.body("C2")
         y_c1 = float(c2.to_world(c2.outline())[:, 1].min()) - 12.0  # top of the atlas
-        height = (y_bottom - y_c1) * scale + 35.0
+        height = (y_bottom - y_c1) * scale + 45.0
         y_top = y_bottom - height
         aspect = 0.8 + 0.2 * aspect_u
     else:
