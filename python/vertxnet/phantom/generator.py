@@ -29,6 +29,8 @@ OUTLINE_VERTICES = 96
 #: PNG compression level used for every image (fixed so that output is byte-identical).
 PNG_COMPRESSION = 3
 FORMAT_VERSION = 1
+#: Images shown on the --preview contact sheet.
+PREVIEW_IMAGES = 16
 
 
 def _choose_field(spine: Spine, size: int, knobs: Knobs, rng: np.random.Generator) -> Field:
@@ -251,7 +253,7 @@ def generate_dataset(config: PhantomConfig, out_dir: str | Path, n: int, *, prev
     for i in range(n):
         image, record = generate(config, i)
         record.image_path = write_png_atomic(image, images_dir / image_name(i))
-        if not preview:
+        if not preview or i >= PREVIEW_IMAGES:
             record.image = None  # keep memory flat for large data sets
         records.append(record)
         if progress is not None:
@@ -260,6 +262,6 @@ def generate_dataset(config: PhantomConfig, out_dir: str | Path, n: int, *, prev
     if preview:
         from .preview import contact_sheet
 
-        sheet = contact_sheet(records)
+        sheet = contact_sheet(records, max_images=PREVIEW_IMAGES)
         write_png_atomic(sheet, out / "preview.png")
     return path

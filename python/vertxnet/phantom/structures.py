@@ -21,7 +21,7 @@ def _mean_h(b: Body) -> float:
 
 def add_posterior_elements(canvas: Canvas, b: Body) -> None:
     """Pedicles, articular pillar, lamina and spinous process of one vertebra (one bone: their
-    path lengths combine by maximum), plus the transverse processes below the neck."""
+    path lengths combine by maximum)."""
     if b.level is None or b.level == "S1":
         return
     region = "C" if b.level.startswith("C") else ("L" if b.level.startswith("L") else "T")
@@ -51,8 +51,6 @@ def add_posterior_elements(canvas: Canvas, b: Body) -> None:
         (w(lam_end), w(tip), r0 * h, r1 * h, {"C": 7.0, "T": 7.0, "L": 9.0}[region]),
     ]
     canvas.add_rods(segments, cortex=1.2, density=1.05)
-    if region != "C":  # transverse processes project laterally: a blob over the pedicle
-        canvas.add_ellipsoid(w([-d / 2 - 0.8 * ped_len, -0.05 * h]), 0.22 * h, 0.12 * h, b.phi, 40.0, density=0.3)
 
 
 def add_atlas(canvas: Canvas, c2: Body) -> None:
@@ -189,7 +187,7 @@ def add_lumbar_shadows(canvas: Canvas, spine: Spine, rng: np.random.Generator, s
     l4 = spine.body("L4")
     sd, sh = s1.depth, _mean_h(s1)
     # sacral alae over S1-S2 and the posterior sacral wall (laminae, median crest)
-    canvas.add_ellipsoid(s1.to_world([-0.1 * sd, 0.35 * sh]), 0.55 * sd, 0.8 * sh, s1.phi, 50.0, density=0.45)
+    canvas.add_ellipsoid(s1.to_world([-0.15 * sd, 0.5 * sh]), 0.7 * sd, 1.0 * sh, s1.phi, 40.0, density=0.3, cortex=0.0)
     sacral = [b for b in spine.bodies if b.segment == "sacral"]
     crest = [s1.to_world([-sd / 2 - 9.0, -0.3 * sh])] + [b.to_world([-b.depth / 2 - 7.0, 0.0]) for b in sacral]
     canvas.add_tube(np.array(crest), np.linspace(6.0, 4.0, len(crest)), 16.0, cortex=1.2)
