@@ -231,12 +231,16 @@ EnsembleResult ensemble(const std::vector<Polygon>& unet, const std::vector<Poly
                 // area(r ∩ union(E)): one intersection against the members whose boxes touch r;
                 // the non-zero rule counts overlaps between members once.
                 touching.clear();
+                double bound = 0.0;  // area(r ∩ union(E)) <= sum of box overlaps with r
                 for (const Member& e : members) {
                     if (detail::boxes_touch(e.region.box, r.region.box)) {
                         touching.insert(touching.end(), e.region.paths.begin(), e.region.paths.end());
+                        bound += detail::box_overlap_px2(e.region.box, r.region.box);
                     }
                 }
-                const double overlap = touching.empty() ? 0.0 : detail::intersection_area_px2(r.region.paths, touching);
+                const double overlap = bound * kPruneSlack <= params.tau * r.region.area
+                                           ? 0.0
+                                           : detail::intersection_area_px2(r.region.paths, touching);
                 accept = overlap / r.region.area <= params.tau;
             }
             if (accept) {

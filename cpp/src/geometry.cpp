@@ -173,14 +173,12 @@ static bool segments_meet(const IntPoint& a, const IntPoint& b, const IntPoint& 
 bool is_simple_ring(const Path& path) {
     const size_t n = path.size();
     if (n < 3) return false;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0, j = 1, k = 2; i < n; ++i, j = (j + 1 == n ? 0 : j + 1), k = (k + 1 == n ? 0 : k + 1)) {
         // Adjacent edges may only share their common vertex: a fold-back is a collinear overlap.
         const IntPoint& a = path[i];
-        const IntPoint& b = path[(i + 1) % n];
-        const IntPoint& c = path[(i + 2) % n];
-        if (orientation(a, b, c) == 0) {
-            if ((b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) < 0) return false;
-        }
+        const IntPoint& b = path[j];
+        const IntPoint& c = path[k];
+        if (orientation(a, b, c) == 0 && (b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) < 0) return false;
     }
     struct Edge {
         cInt y_low, y_high, x_low, x_high;

@@ -1,0 +1,191 @@
+"""Benchmark of the geometry core: C++ ``ensemble`` + ``zip_labels`` against the shapely reference.
+
+Both run on the same generated realistic scenes in the same process (8-12 vertebrae per image,
+outlines of 100-300 vertices, contour-traced U-Net outlines with one fused two-vertebra blob,
+Mask R-CNN misses and false positives; see tests/core/core_scenes.py). Reports the median time
+per image over several repeats after a warm-up, and the ratio.
+
+    PYTHONPATH=python python benchmarks/bench_core.py --images 20 --repeats 7 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "core"))  # the scene generator shared with the core tests
+
+from core_scenes import make_scene  # noqa: E402
+
+import vertxnet.core as core  # noqa: E402
+import vertxnet.reference as reference  # noqa: E402
+
+
+@dataclass
+class BenchConfig:
+    images: int = 20  # distinct scenes; each repeat runs all of them
+    repeats: int = 7  # timed passes; the median pass is reported
+    reference_repeats: int = 3  # the reference is ~50x slower: fewer passes
+    warmup: int = 2
+    seed: int = 0
+    vertices: int = 200  # Mask R-CNN outline vertices (U-Net outlines are traced: ~150-300)
+    threads: int = 8  # for the GIL check: the same work split over this many threads
+
+
+@dataclass
+class Scene:
+    args: tuple
+
+
+def make_scenes(config: BenchConfig) -> list[Scene]:
+    rng = np.random.default_rng(config.seed)
+    scenes = []
+    for _ in range(config.images):
+        s = make_scene(rng, fuse=True, traced=True, vertices=config.vertices,
+                       misses=int(rng.integers(1, 3)), false_positives=int(rng.integers(1, 3)))
+        scenes.append(Scene((s.unet, s.mrcnn, s.mrcnn_classes, s.mrcnn_scores)))
+    return scenes
+
+
+def per_image_us(run: Callable[[tuple], object], scenes: Sequence[Scene], repeats: int, warmup: int) -> list[float]:
+    """Mean microseconds per image of each timed pass over all scenes."""
+    for _ in range(warmup):
+        for s in scenes:
+            run(s.args)
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for s in scenes:
+            run(s.args)
+        passes.append((time.perf_counter() - start) / len(scenes) * 1e6)
+    return passes
+
+
+def run_cpp(args: tuple):
+    return core.zip_labels(core.ensemble(*args))
+
+
+def run_reference(args: tuple):
+    return reference.zip_labels(reference.ensemble(*args))
+
+
+def threaded_speedup(scenes: Sequence[Scene], threads: int) -> dict:
+    """Wall time of the same calls sequentially and spread over threads (GIL released in C++)."""
+    work = [s.args for s in scenes] * 4
+
+    def sequential():
+        for args in work:
+            run_cpp(args)
+
+    def spread():
+        chunks = [work[i::threads] for i in range(threads)]
+        pool = [threading.Thread(target=lambda c=c: [run_cpp(a) for a in c]) for c in chunks]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+
+    timings = {}
+    for name, fn in (("sequential_s", sequential), ("threaded_s", spread)):
+        fn()
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - start)
+        timings[name] = statistics.median(runs)
+    timings["speedup"] = timings["sequential_s"] / timings["threaded_s"]
+    timings["threads"] = threads
+    timings["cpus"] = os.cpu_count()
+    return timings
+
+
+def run_benchmark(config: BenchConfig) -> dict:
+    scenes = make_scenes(config)
+    for s in scenes:  # both implementations must agree before their speed means anything
+        got = [(m.source, m.cls) for m in core.ensemble(*s.args)]
+        expected = [(m.source, m.cls) for m in reference.ensemble(*s.args)]
+        if got != expected:
+            raise RuntimeError("C++ core and reference disagree on a benchmark scene")
+    cpp = per_image_us(run_cpp, scenes, config.repeats, config.warmup)
+    ref = per_image_us(run_reference, scenes, config.reference_repeats, 1)
+    cpp_median, ref_median = statistics.median(cpp), statistics.median(ref)
+    vertices = [len(p) for s in scenes for p in (*s.args[0], *s.args[1])]
+    return {
+        "config": asdict(config),
+        "scenes": {
+            "images": len(scenes),
+            "unet_outlines_per_image": statistics.mean(len(s.args[0]) for s in scenes),
+            "mrcnn_outlines_per_image": statistics.mean(len(s.args[1]) for s in scenes),
+            "vertices_min": min(vertices), "vertices_median": statistics.median(vertices),
+            "vertices_max": max(vertices),
+        },
+        "cpp_us_per_image": {"median": cpp_median, "passes": cpp},
+        "reference_us_per_image": {"median": ref_median, "passes": ref},
+        "speedup_vs_reference": ref_median / cpp_median,
+        "threads": threaded_speedup(scenes, config.threads),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "load_average": os.getloadavg()},
+    }
+
+
+def print_table(result: dict) -> None:
+    s = result["scenes"]
+    print(f"{s['images']} images, {s['unet_outlines_per_image']:.1f} U-Net + {s['mrcnn_outlines_per_image']:.1f} "
+          f"Mask R-CNN outlines each, {s['vertices_min']}-{s['vertices_max']} vertices "
+          f"(median {s['vertices_median']:.0f})")
+    print(f"{'implementation':<28}{'median us/image':>18}")
+    print(f"{'C++ core (ensemble+zip)':<28}{result['cpp_us_per_image']['median']:>18.1f}")
+    print(f"{'shapely reference':<28}{result['reference_us_per_image']['median']:>18.1f}")
+    print(f"speed-up: {result['speedup_vs_reference']:.1f}x")
+    t = result["threads"]
+    print(f"{t['threads']} threads vs sequential on {t['cpus']} CPUs: {t['speedup']:.2f}x "
+          f"(load average {result['machine']['load_average'][0]:.1f})")
+
+
+def write_json(result: dict, path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = BenchConfig()
+    parser.add_argument("--images", type=int, default=defaults.images)
+    parser.add_argument("--repeats", type=int, default=defaults.repeats)
+    parser.add_argument("--reference-repeats", type=int, default=defaults.reference_repeats)
+    parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--vertices", type=int, default=defaults.vertices)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--json", type=Path, help="write the full result here")
+    args = parser.parse_args(argv)
+    if min(args.images, args.repeats, args.reference_repeats, args.threads) < 1 or args.warmup < 0 or not (
+            100 <= args.vertices <= 300):
+        print("error: --images, --repeats, --reference-repeats and --threads must be >= 1, --warmup >= 0, "
+              "--vertices in 100..300", file=sys.stderr)
+        return 2
+    config = BenchConfig(args.images, args.repeats, args.reference_repeats, args.warmup, args.seed, args.vertices,
+                         args.threads)
+    result = run_benchmark(config)
+    print_table(result)
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
