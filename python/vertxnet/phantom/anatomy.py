@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..levels import LEVELS
-
 # Typical adult dimensions (mm): body height, antero-posterior depth, transverse width, disc below.
 # Sources: standard anatomy tables (cervical 13-15 mm bodies, lumbar 25-28 mm, discs 4-12 mm).
 _DIMS: dict[str, tuple[float, float, float, float]] = {
@@ -195,5 +193,3 @@ def transform_bodies(bodies: list[Body], rotation: float, shift: np.ndarray) -> 
         b.center = rot @ b.center + shift
         b.phi += rotation
 
-
-ALL_LEVELS = LEVELS

@@ -8,20 +8,15 @@ import cv2
 import numpy as np
 
 from ..datasets import Record
+from ..levels import level_index
 
 
 def _colour(level: str) -> tuple[int, int, int]:
-    # distinct, stable hues per level (BGR)
-    hue = (hash_level(level) * 37) % 180
+    # neighbouring levels get well-separated, stable hues (BGR)
+    hue = (level_index(level) * 37) % 180
     hsv = np.uint8([[[hue, 220, 255]]])
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
-
-
-def hash_level(level: str) -> int:
-    from ..levels import level_index
-
-    return level_index(level)
 
 
 def contact_sheet(records: Sequence[Record], *, columns: int = 4, tile: int = 384, max_images: int = 16) -> np.ndarray:

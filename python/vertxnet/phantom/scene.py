@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..levels import LEVELS
 from .anatomy import Body, disc_angle_deg, level_dims, place_below, transform_bodies
 from .config import Knobs
 
@@ -252,4 +251,4 @@ def _straighten_and_tilt(spine: Spine, knobs: Knobs, rng: np.random.Generator) -
     spine.extra["rotation_deg"] = round(float(np.rad2deg(tilt)), 4)
 
 
-__all__ = ["LEVELS", "Spine", "build_spine", "streams"]
+__all__ = ["Spine", "build_spine", "streams"]
