@@ -1,0 +1,23 @@
+"""The example films of the README are what examples/README.md says they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("view", ["lumbar", "cervical"])
+def test_example_film_is_the_documented_phantom(view):
+    from vertxnet.io import load_image
+    from vertxnet.phantom import PhantomConfig, generate
+
+    path = EXAMPLES / f"{view}_phantom.png"
+    assert path.stat().st_size <= 300_000
+    loaded = load_image(path)
+    expected, record = generate(PhantomConfig(view=view, size=448, seed=7, difficulty="easy"), 0)
+    assert record.view == view
+    np.testing.assert_array_equal(loaded.pixels, expected)
