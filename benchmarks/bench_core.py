@@ -40,7 +40,8 @@ class BenchConfig:
     reference_repeats: int = 3  # the reference is ~50x slower: fewer passes
     warmup: int = 2
     seed: int = 0
-    vertices: int = 200  # Mask R-CNN outline vertices (U-Net outlines are traced: ~150-300)
+    vertices: int = 200  # vertices of smooth Mask R-CNN outlines
+    mrcnn_outlines: str = "traced"  # "traced" (as the pipeline produces them) or "smooth" (no straight runs)
     threads: int = 8  # for the GIL check: the same work split over this many threads
 
 
@@ -53,24 +54,28 @@ def make_scenes(config: BenchConfig) -> list[Scene]:
     rng = np.random.default_rng(config.seed)
     scenes = []
     for _ in range(config.images):
-        s = make_scene(rng, fuse=True, traced=True, vertices=config.vertices,
+        s = make_scene(rng, fuse=True, traced=True, traced_mrcnn=config.mrcnn_outlines == "traced",
+                       vertices=config.vertices,
                        misses=int(rng.integers(1, 3)), false_positives=int(rng.integers(1, 3)))
         scenes.append(Scene((s.unet, s.mrcnn, s.mrcnn_classes, s.mrcnn_scores)))
     return scenes
 
 
-def per_image_us(run: Callable[[tuple], object], scenes: Sequence[Scene], repeats: int, warmup: int) -> list[float]:
-    """Mean microseconds per image of each timed pass over all scenes."""
+def per_image_us(run: Callable[[tuple], object], scenes: Sequence[Scene], repeats: int,
+                 warmup: int) -> tuple[list[float], list[float]]:
+    """Mean microseconds per image of each timed pass over all scenes: wall-clock time, and the
+    CPU time of this thread (closer to the cost on an idle core when the machine is shared)."""
     for _ in range(warmup):
         for s in scenes:
             run(s.args)
-    passes = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         for s in scenes:
             run(s.args)
-        passes.append((time.perf_counter() - start) / len(scenes) * 1e6)
-    return passes
+        cpu.append((time.thread_time() - start_cpu) / len(scenes) * 1e6)
+        wall.append((time.perf_counter() - start) / len(scenes) * 1e6)
+    return wall, cpu
 
 
 def run_cpp(args: tuple):
@@ -119,8 +124,8 @@ def run_benchmark(config: BenchConfig) -> dict:
         expected = [(m.source, m.cls) for m in reference.ensemble(*s.args)]
         if got != expected:
             raise RuntimeError("C++ core and reference disagree on a benchmark scene")
-    cpp = per_image_us(run_cpp, scenes, config.repeats, config.warmup)
-    ref = per_image_us(run_reference, scenes, config.reference_repeats, 1)
+    cpp, cpp_cpu = per_image_us(run_cpp, scenes, config.repeats, config.warmup)
+    ref, ref_cpu = per_image_us(run_reference, scenes, config.reference_repeats, 1)
     cpp_median, ref_median = statistics.median(cpp), statistics.median(ref)
     vertices = [len(p) for s in scenes for p in (*s.args[0], *s.args[1])]
     return {
@@ -132,9 +137,12 @@ def run_benchmark(config: BenchConfig) -> dict:
             "vertices_min": min(vertices), "vertices_median": statistics.median(vertices),
             "vertices_max": max(vertices),
         },
-        "cpp_us_per_image": {"median": cpp_median, "passes": cpp},
-        "reference_us_per_image": {"median": ref_median, "passes": ref},
+        "cpp_us_per_image": {"median": cpp_median, "passes": cpp, "cpu_median": statistics.median(cpp_cpu),
+                             "cpu_passes": cpp_cpu},
+        "reference_us_per_image": {"median": ref_median, "passes": ref, "cpu_median": statistics.median(ref_cpu),
+                                   "cpu_passes": ref_cpu},
         "speedup_vs_reference": ref_median / cpp_median,
+        "cpu_speedup_vs_reference": statistics.median(ref_cpu) / statistics.median(cpp_cpu),
         "threads": threaded_speedup(scenes, config.threads),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "load_average": os.getloadavg()},
@@ -146,10 +154,10 @@ def print_table(result: dict) -> None:
     print(f"{s['images']} images, {s['unet_outlines_per_image']:.1f} U-Net + {s['mrcnn_outlines_per_image']:.1f} "
           f"Mask R-CNN outlines each, {s['vertices_min']}-{s['vertices_max']} vertices "
           f"(median {s['vertices_median']:.0f})")
-    print(f"{'implementation':<28}{'median us/image':>18}")
-    print(f"{'C++ core (ensemble+zip)':<28}{result['cpp_us_per_image']['median']:>18.1f}")
-    print(f"{'shapely reference':<28}{result['reference_us_per_image']['median']:>18.1f}")
-    print(f"speed-up: {result['speedup_vs_reference']:.1f}x")
+    print(f"{'implementation':<28}{'median us/image':>18}{'CPU us/image':>15}")
+    for name, key in (("C++ core (ensemble+zip)", "cpp_us_per_image"), ("shapely reference", "reference_us_per_image")):
+        print(f"{name:<28}{result[key]['median']:>18.1f}{result[key]['cpu_median']:>15.1f}")
+    print(f"speed-up: {result['speedup_vs_reference']:.1f}x wall, {result['cpu_speedup_vs_reference']:.1f}x CPU")
     t = result["threads"]
     print(f"{t['threads']} threads vs sequential on {t['cpus']} CPUs: {t['speedup']:.2f}x "
           f"(load average {result['machine']['load_average'][0]:.1f})")
@@ -171,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--vertices", type=int, default=defaults.vertices)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--mrcnn-outlines", choices=["traced", "smooth"], default=defaults.mrcnn_outlines,
+                        help="Mask R-CNN outlines contour-traced like the pipeline's (default) or smooth "
+                             "--vertices-gons")
     parser.add_argument("--json", type=Path, help="write the full result here")
     args = parser.parse_args(argv)
     if min(args.images, args.repeats, args.reference_repeats, args.threads) < 1 or args.warmup < 0 or not (
@@ -179,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "--vertices in 100..300", file=sys.stderr)
         return 2
     config = BenchConfig(args.images, args.repeats, args.reference_repeats, args.warmup, args.seed, args.vertices,
-                         args.threads)
+                         args.mrcnn_outlines, args.threads)
     result = run_benchmark(config)
     print_table(result)
     if args.json:

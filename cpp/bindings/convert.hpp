@@ -15,8 +15,10 @@ namespace vertx::bindings {
 namespace py = pybind11;
 
 /// An (N, 2) array of real numbers (any integer or float dtype, converted to float64) as a
-/// Polygon; ValueError naming `name` for anything else (shape, dtype, NaN/inf, range, N < 3).
-Polygon polygon_from_python(py::handle obj, const std::string& name);
+/// Polygon; ValueError naming `name` for anything else (shape, dtype, N < 3 and, with
+/// check_values, NaN/inf or out-of-range coordinates; leave that to the core when it checks
+/// them itself under the same name).
+Polygon polygon_from_python(py::handle obj, const std::string& name, bool check_values = true);
 
 /// A read-only (N, 2) float64 array viewing `polygon`, kept alive by `owner`.
 py::array polygon_view(const Polygon& polygon, py::handle owner);

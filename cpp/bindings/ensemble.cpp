@@ -12,7 +12,8 @@ std::vector<Polygon> polygons_from_python(py::handle obj, const char* name) {
     std::vector<Polygon> polygons;
     polygons.reserve(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
-        polygons.push_back(polygon_from_python(items[i], std::string(name) + "[" + std::to_string(i) + "]"));
+        // vertx::ensemble checks the coordinates itself, under the same names.
+        polygons.push_back(polygon_from_python(items[i], std::string(name) + "[" + std::to_string(i) + "]", false));
     }
     return polygons;
 }

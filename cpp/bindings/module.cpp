@@ -5,7 +5,7 @@
 
 namespace vertx::bindings {
 
-Polygon polygon_from_python(py::handle obj, const std::string& name) {
+Polygon polygon_from_python(py::handle obj, const std::string& name, bool check_values) {
     py::array array = py::array::ensure(obj);
     if (!array) throw py::value_error(name + ": cannot be read as an array of coordinates");
     const char kind = array.dtype().kind();
@@ -26,7 +26,11 @@ Polygon polygon_from_python(py::handle obj, const std::string& name) {
     Polygon polygon(static_cast<size_t>(coords.shape(0)));
     static_assert(sizeof(Point) == 2 * sizeof(double), "Point must be two packed doubles");
     if (!polygon.empty()) std::memcpy(polygon.data(), coords.data(), polygon.size() * sizeof(Point));
-    validate_polygon(polygon, name);
+    if (check_values) {
+        validate_polygon(polygon, name);
+    } else if (polygon.size() < 3) {
+        validate_polygon(polygon, name);  // the count check, with the same message
+    }
     return polygon;
 }
 

@@ -30,14 +30,21 @@ bool passes_straight(const IntPoint& a, const IntPoint& b, const IntPoint& c) {
     return (b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) > 0;
 }
 
+// Nearest multiple of 1/kScale, halves away from zero: sign(v) * floor(|v| + 0.5), written so
+// that it needs no library call (truncation equals floor for non-negative values).
+inline cInt to_grid(double value) {
+    const double v = value * kScale;
+    const cInt magnitude = static_cast<cInt>(std::fabs(v) + 0.5);
+    return v < 0 ? -magnitude : magnitude;
+}
+
 }  // namespace
 
 Path quantise(const Polygon& polygon) {
     Path path;
     path.reserve(polygon.size());
     for (const Point& p : polygon) {
-        const IntPoint q(static_cast<cInt>(std::llround(p.x * kScale)),
-                         static_cast<cInt>(std::llround(p.y * kScale)));
+        const IntPoint q(to_grid(p.x), to_grid(p.y));
         if (!path.empty() && path.back() == q) continue;
         // Traced contours put a vertex on every pixel of a straight run; such in-between vertices
         // do not change the region, so drop them here once.
@@ -172,7 +179,7 @@ static bool segments_meet(const IntPoint& a, const IntPoint& b, const IntPoint& 
 // testing each against the edges whose y-range it overlaps.
 bool is_simple_ring(const Path& path) {
     const size_t n = path.size();
-    if (n < 3) return false;
+    if (n < 3 || n >= (size_t{1} << 24)) return false;  // huge rings: let Clipper decide
     for (size_t i = 0, j = 1, k = 2; i < n; ++i, j = (j + 1 == n ? 0 : j + 1), k = (k + 1 == n ? 0 : k + 1)) {
         // Adjacent edges may only share their common vertex: a fold-back is a collinear overlap.
         const IntPoint& a = path[i];
@@ -181,32 +188,40 @@ bool is_simple_ring(const Path& path) {
         if (orientation(a, b, c) == 0 && (b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) < 0) return false;
     }
     struct Edge {
-        cInt y_low, y_high, x_low, x_high;
-        uint32_t first;  // the edge runs from path[first] to path[first + 1] (wrapping)
+        cInt y_high, x_low, x_high;
     };
     std::vector<Edge> edges(n);
+    // Sort keys: lowest y of the edge (offset to be non-negative, < 2^31) above the edge index.
+    std::vector<uint64_t> order(n);
+    cInt y_min = path[0].Y;
+    for (const IntPoint& p : path) y_min = std::min(y_min, p.Y);
     for (size_t i = 0; i < n; ++i) {
         const IntPoint& p = path[i];
         const IntPoint& q = path[i + 1 == n ? 0 : i + 1];
-        edges[i] = Edge{std::min(p.Y, q.Y), std::max(p.Y, q.Y), std::min(p.X, q.X), std::max(p.X, q.X),
-                        static_cast<uint32_t>(i)};
+        edges[i] = Edge{std::max(p.Y, q.Y), std::min(p.X, q.X), std::max(p.X, q.X)};
+        order[i] = (static_cast<uint64_t>(std::min(p.Y, q.Y) - y_min) << 24) | i;
     }
-    std::sort(edges.begin(), edges.end(), [](const Edge& a, const Edge& b) { return a.y_low < b.y_low; });
+    std::sort(order.begin(), order.end());
     const uint32_t last = static_cast<uint32_t>(n - 1);
-    std::vector<Edge> active;
-    for (const Edge& e : edges) {
+    std::vector<uint32_t> active;
+    active.reserve(16);
+    for (const uint64_t key : order) {
+        const uint32_t e = static_cast<uint32_t>(key & 0xFFFFFF);
+        const cInt y_low = static_cast<cInt>(key >> 24) + y_min;
+        const Edge& edge = edges[e];
         size_t kept = 0;
-        for (const Edge& f : active) {
-            if (f.y_high >= e.y_low) active[kept++] = f;
+        for (const uint32_t f : active) {
+            if (edges[f].y_high >= y_low) active[kept++] = f;
         }
         active.resize(kept);
-        const IntPoint& a = path[e.first];
-        const IntPoint& b = path[e.first == last ? 0 : e.first + 1];
-        for (const Edge& f : active) {
-            if (f.x_high < e.x_low || e.x_high < f.x_low) continue;
-            const uint32_t d = e.first > f.first ? e.first - f.first : f.first - e.first;
+        const IntPoint& a = path[e];
+        const IntPoint& b = path[e == last ? 0 : e + 1];
+        for (const uint32_t f : active) {
+            const Edge& other = edges[f];
+            if (other.x_high < edge.x_low || edge.x_high < other.x_low) continue;
+            const uint32_t d = e > f ? e - f : f - e;
             if (d == 1 || d == last) continue;  // adjacent edges: checked above
-            if (segments_meet(a, b, path[f.first], path[f.first == last ? 0 : f.first + 1])) return false;
+            if (segments_meet(a, b, path[f], path[f == last ? 0 : f + 1])) return false;
         }
         active.push_back(e);
     }

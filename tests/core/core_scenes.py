@@ -67,9 +67,11 @@ class Scene:
 
 def make_scene(rng: np.random.Generator, *, count: int | None = None, view: str | None = None,
                fuse: bool = True, misses: int | None = None, false_positives: int | None = None,
-               traced: bool = True, vertices: int = 160) -> Scene:
+               traced: bool = True, traced_mrcnn: bool = False, vertices: int = 160) -> Scene:
     """A random lateral-film scene of `count` (8-12) vertebrae in a `view` ('cervical' puts a
-    C2 on top, 'lumbar' an S1 at the bottom, 'none' neither)."""
+    C2 on top, 'lumbar' an S1 at the bottom, 'none' neither). U-Net outlines are contour-traced
+    when `traced`; Mask R-CNN outlines are smooth `vertices`-gons, or traced like the pipeline's
+    pasted instance masks when `traced_mrcnn`."""
     count = count if count is not None else int(rng.integers(8, 13))
     view = view or str(rng.choice(["cervical", "lumbar", "none"]))
     height = rng.uniform(28, 45)
@@ -100,7 +102,8 @@ def make_scene(rng: np.random.Generator, *, count: int | None = None, view: str 
         if i in missed:
             continue
         cls = "C2" if (view == "cervical" and i == 0) else "S1" if (view == "lumbar" and i == count - 1) else "vertebra"
-        scene.mrcnn.append(perturbed(p, 0.04))
+        outline = perturbed(p, 0.04)
+        scene.mrcnn.append(traced_outline([outline], shape) if traced_mrcnn else outline)
         scene.mrcnn_classes.append(cls)
         scene.mrcnn_scores.append(float(rng.uniform(0.55, 0.99)))
     # U-Net: contour-traced outlines; one pair of touching neighbours fused into one blob.
@@ -125,7 +128,7 @@ def make_scene(rng: np.random.Generator, *, count: int | None = None, view: str 
         if rng.random() < 0.5:
             scene.unet.append(traced_outline([blob], shape) if traced else blob)
         else:
-            scene.mrcnn.append(blob)
+            scene.mrcnn.append(traced_outline([blob], shape) if traced_mrcnn else blob)
             scene.mrcnn_classes.append("vertebra")
             scene.mrcnn_scores.append(float(rng.uniform(0.5, 0.7)))
     return scene
