@@ -3,7 +3,9 @@ to call from many threads at once."""
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -101,3 +103,35 @@ def test_same_call_from_eight_threads_gives_identical_results():
             assert got_summary == expected[index]
             assert got_areas == expected_areas[index]  # bit-identical: no shared state
             assert labels == core.zip_labels(core.ensemble(*cases[index])).labels
+
+
+def test_gil_is_released_while_cpp_works():
+    """Another Python thread keeps running during one long C++ call. With the GIL held it could
+    not run at all between one switch interval after the call starts and the call's end."""
+    angles = np.linspace(0, 2 * np.pi, 200_000, endpoint=False)
+    ring = np.column_stack([np.cos(angles), np.sin(angles)]) * 500
+    twice_around = np.vstack([ring, ring])  # not simple: the core runs Clipper on 400k edges
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+
+    worker = threading.Thread(target=tick)
+    worker.start()
+    try:
+        while not ticks:
+            pass
+        start = time.perf_counter()
+        area = core.polygon_area(twice_around)
+        end = time.perf_counter()
+    finally:
+        stop.set()
+        worker.join()
+    assert area == pytest.approx(np.pi * 500**2, rel=1e-3)
+    margin = 4 * sys.getswitchinterval()
+    if end - start < 3 * margin:
+        pytest.skip("the C++ call was too quick on this machine to tell")  # not expected: ~100 ms
+    inside = [t for t in ticks if start + margin < t < end - margin]
+    assert inside, "no Python thread ran while the C++ core worked: the GIL was not released"
