@@ -274,8 +274,10 @@ UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer) {
                 result.outer = std::move(path);
             }
         }
-        // Parts that touch at a point may come back as one ring; the outer ring of the largest
-        // part must be simple, so split such rings (rare, and strict mode costs more).
+        // Parts that touch at a point may come back as one ring; strict mode splits such rings at
+        // the shared vertex (rare, and it costs more). Clipper 6 cannot split a ring whose
+        // touching point is not a vertex on both sides (it lies inside a merged collinear edge):
+        // then the ring passes through that point twice.
         if (!simple_outer || result.outer.empty() || is_simple_ring(result.outer)) break;
     }
     return result;

@@ -30,6 +30,8 @@ def polygon_union(a: _PolygonLike, b: _PolygonLike) -> npt.NDArray[np.float64]:
     """Outer ring (N, 2) of the union, holes filled; the largest part's ring for disjoint inputs.
 
     Positive shoelace area, vertices on the 1/SCALE grid; shape (0, 2) when neither encloses area.
+    Simple, except where parts touch at a single point lying inside a straight edge (a case
+    Clipper 6 cannot split): then the ring passes through that point twice and covers both.
     """
 
 def polygon_centroid(p: _PolygonLike) -> tuple[float, float]:

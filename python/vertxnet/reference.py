@@ -199,7 +199,10 @@ def ensemble(unet, mrcnn, mrcnn_classes, mrcnn_scores, *, eta: float = 0.6, lam:
     unet = [_check_polygon(p, f"unet[{i}]") for i, p in enumerate(unet)]
     mrcnn = [_check_polygon(p, f"mrcnn[{j}]") for j, p in enumerate(mrcnn)]
     classes = list(mrcnn_classes)
-    scores = [float(s) for s in np.asarray(mrcnn_scores, dtype=np.float64).reshape(-1)]
+    scores_array = np.asarray(mrcnn_scores, dtype=np.float64)
+    if scores_array.ndim != 1:
+        raise ValueError(f"mrcnn_scores: expected a 1-D list of scores, got {scores_array.ndim} dimensions")
+    scores = [float(s) for s in scores_array]
     if len(classes) != len(mrcnn):
         raise ValueError(f"mrcnn_classes: expected {len(mrcnn)} classes for {len(mrcnn)} mrcnn polygons, got {len(classes)}")
     if len(scores) != len(mrcnn):

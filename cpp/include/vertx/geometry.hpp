@@ -51,8 +51,10 @@ double intersection_area(const Polygon& a, const Polygon& b);
 
 /// Outer ring of the union of the two enclosed regions (holes filled). When the union has
 /// several parts (disjoint inputs, or parts touching only at points), the ring of the largest
-/// part. A simple ring with positive signed (shoelace) area and vertices on the 1/kScale grid;
-/// empty when neither input encloses any area.
+/// part. A ring with positive signed (shoelace) area and vertices on the 1/kScale grid; empty
+/// when neither input encloses any area. The ring is simple except in degenerate cases Clipper 6
+/// cannot split (parts touching at one point that lies inside a straight edge of one of them):
+/// then it passes through that point twice and covers both parts.
 Polygon polygon_union(const Polygon& a, const Polygon& b);
 
 /// Centroid of the enclosed region; the mean of the vertices when it encloses no area.
