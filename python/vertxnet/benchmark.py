@@ -669,7 +669,7 @@ class BenchReport:
         """Achieved FLOP/s of each model (2 x MACs / median latency) against the measured peaks.
 
         The baseline is compared with the peak at its own thread count and with the all-core
-        peak; the fastest ONNX Runtime variant with the all-core peak (the machine's bound).
+        peak; the fastest float32 ONNX Runtime CPU variant with the all-core peak (the machine's bound).
         """
         if not self.macs or not self.peaks:
             return {}
@@ -677,7 +677,9 @@ class BenchReport:
         same = self.peaks.get("baseline_threads")
         shares: dict[str, dict[str, Any]] = {}
         for model, m in self.macs.items():
-            timed = [(v.name, v.times[model].median) for v in self.variants if model in v.times and not v.name.startswith("torch")]
+            # float32 ONNX Runtime sessions only: other precisions do other arithmetic than the peak's.
+            timed = [(v.name, v.times[model].median) for v in self.variants
+                     if model in v.times and v.name.startswith("ort-cpu") and not v.name.endswith(("int8", "fp16"))]
             entry: dict[str, Any] = {}
             base = next((ms for name, ms in timed if name == BASELINE), None)
             if base:
@@ -749,6 +751,9 @@ class BenchReport:
                     else:
                         cells.append("n/a")
                 lines.append(f"  {v.name:<36}{cells[0]:>18}{cells[1]:>18}")
+            differing = [f"{v.name} {model} {diff:.2g}" for v in self.variants for model, diff in v.max_abs_diff.items() if diff > 1e-4]
+            if differing:
+                lines.append(f"  outputs differing from the baseline (max |diff| over the first film's outputs): {'; '.join(differing)}")
         if self.macs:
             share = self.compute_share()
             peaks = ", ".join(f"{p.flops_per_s / 1e9:.1f} GFLOP/s on {p.threads or self.machine['cores']} thread(s)" for p in (self.peaks or {}).values())
