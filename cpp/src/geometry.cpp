@@ -11,10 +11,8 @@ namespace vertx {
 namespace detail {
 
 namespace {
-constexpr double kInvScale2 = 1.0 / (kScale * kScale);
-}
 
-namespace {
+constexpr double kInvScale2 = 1.0 / (kScale * kScale);
 
 // Sign of the cross product (b - a) x (c - a), exact on the integer grid: with |coordinate| <=
 // kMaxAbsCoordinate * kScale < 2^30, differences stay below 2^31 and products below 2^62.
@@ -157,21 +155,21 @@ size_t distinct_points(const Path& path) {
     return seen.size();
 }
 
-}  // namespace
-
-static bool within(const IntPoint& a, const IntPoint& b, const IntPoint& p) {
+bool within(const IntPoint& a, const IntPoint& b, const IntPoint& p) {
     return std::min(a.X, b.X) <= p.X && p.X <= std::max(a.X, b.X) && std::min(a.Y, b.Y) <= p.Y &&
            p.Y <= std::max(a.Y, b.Y);
 }
 
 // Whether closed segments [a, b] and [c, d] share any point (touching counts).
-static bool segments_meet(const IntPoint& a, const IntPoint& b, const IntPoint& c, const IntPoint& d) {
+bool segments_meet(const IntPoint& a, const IntPoint& b, const IntPoint& c, const IntPoint& d) {
     const int o1 = orientation(a, b, c), o2 = orientation(a, b, d);
     const int o3 = orientation(c, d, a), o4 = orientation(c, d, b);
     if (o1 != o2 && o3 != o4) return true;
     return (o1 == 0 && within(a, b, c)) || (o2 == 0 && within(a, b, d)) || (o3 == 0 && within(c, d, a)) ||
            (o4 == 0 && within(c, d, b));
 }
+
+}  // namespace
 
 // True when the ring (no repeated consecutive vertices) neither touches nor crosses itself and
 // never folds back along an edge. Such a ring encloses its interior once, so the non-zero region
