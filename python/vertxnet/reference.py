@@ -215,12 +215,13 @@ def ensemble(unet, mrcnn, mrcnn_classes, mrcnn_scores, *, eta: float = 0.6, lam:
 
     # Drop degenerate outlines (fewer than 3 distinct points or no enclosed area).
     cu, cm, dropped = [], [], []
-    for i, p in enumerate(unet):
-        g = region(p, f"unet[{i}]")
-        (cu.append(_Outline(p, g, i)) if g.area > 0 else dropped.append(f"unet[{i}]"))
-    for j, p in enumerate(mrcnn):
-        g = region(p, f"mrcnn[{j}]")
-        (cm.append(_Outline(p, g, j)) if g.area > 0 else dropped.append(f"mrcnn[{j}]"))
+    for name, polygons, outlines in (("unet", unet, cu), ("mrcnn", mrcnn, cm)):
+        for i, p in enumerate(polygons):
+            enclosed = region(p, f"{name}[{i}]")
+            if enclosed.area > 0:
+                outlines.append(_Outline(p, enclosed, i))
+            else:
+                dropped.append(f"{name}[{i}]")
     if dropped:
         warnings.warn(
             f"ensemble: dropped {len(dropped)} degenerate polygon(s) (fewer than 3 distinct points "
