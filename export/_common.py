@@ -363,6 +363,26 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def learning_rate(step: int, total_steps: int, max_lr: float, warmup_fraction: float) -> float:
+    """Linear warm-up from max_lr/25, then cosine decay to max_lr/1e4 (the one-cycle shape).
+
+    A pure function of the step, so a resumed run with a different ``--epochs`` simply follows
+    the schedule of its new length from where it stopped.
+    """
+    total = max(1, total_steps)
+    warmup = max(1, int(round(warmup_fraction * total)))
+    start, end = max_lr / 25.0, max_lr / 1e4
+    if step < warmup:
+        return start + (max_lr - start) * step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return end + 0.5 * (max_lr - end) * (1.0 + math.cos(math.pi * progress))
+
+
+def set_learning_rate(optimizer: Any, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def rng_state() -> dict[str, Any]:
     import torch
 

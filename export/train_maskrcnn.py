@@ -201,16 +201,14 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_samples) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
-    )
+    total_steps = config.epochs * steps_per_epoch
+    warmup_fraction = 0.1
     start_epoch, best_score, history = 0, -1.0, []
     last_path, best_path = run / "last.pt", run / "best.pt"
     if config.resume:
         state = C.load_checkpoint(last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_score, history = state["epoch"] + 1, state["best_score"], state["history"]
         C.restore_rng_state(state["rng"])
 
@@ -235,7 +233,10 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
             desc=f"maskrcnn epoch {epoch + 1}/{config.epochs}",
             file=sys.stderr,
         )
-        for idx in bar:
+        for step_in_epoch, idx in enumerate(bar):
+            C.set_learning_rate(
+                optimizer, C.learning_rate(epoch * steps_per_epoch + step_in_epoch, total_steps, config.lr, warmup_fraction)
+            )
             batch = [C.augment(train_samples[i], rng, config.augment) for i in idx]
             images, targets = to_model_inputs(batch, pre, device)
             loss_dict = model(images, targets)
@@ -246,8 +247,6 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             optimizer.step()
-            if scheduler.last_epoch < scheduler.total_steps:
-                scheduler.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", mask=f"{loss_dict['loss_mask'].item():.3f}")
         tally = evaluate_detection(model, val_samples, pre, device, config.score_threshold)
@@ -269,7 +268,6 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
             **meta,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
             "epoch": epoch,
             "history": history,
             "best_score": best_score,

@@ -188,16 +188,14 @@ def train_unet(config: UNetTrainConfig) -> Path:
         raise ValueError(f"input size {pre.input_size} must be a multiple of {model.divisor} for this U-Net")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_samples) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.15
-    )
+    total_steps = config.epochs * steps_per_epoch
+    warmup_fraction = 0.15
     start_epoch, best_dice, history = 0, -1.0, []
     last_path, best_path = run / "last.pt", run / "best.pt"
     if config.resume:
         state = C.load_checkpoint(last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_dice, history = state["epoch"] + 1, state["best_score"], state["history"]
         C.restore_rng_state(state["rng"])
 
@@ -222,15 +220,16 @@ def train_unet(config: UNetTrainConfig) -> Path:
             desc=f"unet epoch {epoch + 1}/{config.epochs}",
             file=sys.stderr,
         )
-        for idx in bar:
+        for step_in_epoch, idx in enumerate(bar):
+            C.set_learning_rate(
+                optimizer, C.learning_rate(epoch * steps_per_epoch + step_in_epoch, total_steps, config.lr, warmup_fraction)
+            )
             batch = [C.augment(train_samples[i], rng, config.augment) for i in idx]
             images, masks = _batch_tensors(batch, pre)
             loss = dice_bce_loss(model(images.to(device)), masks.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if scheduler.last_epoch < scheduler.total_steps:
-                scheduler.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         val_dice = evaluate_dice(model, val_samples, pre, device, config.threshold)
@@ -246,7 +245,6 @@ def train_unet(config: UNetTrainConfig) -> Path:
             **meta,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
             "epoch": epoch,
             "history": history,
             "rng": C.rng_state(),
