@@ -10,8 +10,9 @@ Reproduces the layout of seed 000's evaluation on synthetic films with exact tru
 - identification accuracy and detection rate per method;
 - an ablation over the agreement threshold ``eta`` and the area window ``lam``;
 - "Dice any name": each truth vertebra's best Dice with any prediction, whatever its name, to
-  separate outlining errors from naming errors, and the share of films where a reference
-  (C2 / S1) was found at all.
+  separate outlining errors from naming errors; for well outlined vertebrae (IoU > 0.5) the
+  share named right, one level off, further off or unnamed; and the share of films where a
+  reference (C2 / S1) was found at all.
 
 Each film is generated in memory from a test seed (>= 900000, never used in training) and the
 two networks run ONCE per film; their raw outlines (U-Net components Cu, Mask R-CNN instances Cm
@@ -52,6 +53,7 @@ from vertxnet.core import ensemble, intersection_area, polygon_area, polygon_cen
 from vertxnet.datasets import Annotation, Record, write_json_atomic  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 from vertxnet.io import from_array  # noqa: E402
+from vertxnet.levels import level_index  # noqa: E402
 from vertxnet.metrics import EvalConfig, EvalReport, evaluate  # noqa: E402
 from vertxnet.phantom import PhantomConfig, generate  # noqa: E402
 from vertxnet.pipeline import Pipeline, PipelineConfig  # noqa: E402
@@ -189,29 +191,42 @@ def collect(config: AccuracyConfig, pipe: Pipeline, progress=None) -> list[FilmS
     return sets
 
 
-def dice_any_name(truth: Sequence[Record], predictions: Sequence[Record]) -> float:
-    """Mean over truth vertebrae of the best Dice with any prediction, whatever its name.
+def outline_and_naming(truth: Sequence[Record], predictions: Sequence[Record]) -> dict[str, float]:
+    """Outline quality with naming taken out, and what went wrong with the names.
 
-    Segmentation quality with naming taken out (exact polygon areas from the geometry core),
-    to tell a misnamed but well-outlined vertebra from a missed one.
+    ``dice_any_name``: mean over truth vertebrae of the best Dice with any prediction, whatever
+    its name (exact polygon areas from the geometry core). For truth vertebrae whose best
+    prediction overlaps at IoU > 0.5, the share whose name is right, off by one level, off by
+    more, or missing (unnamed prediction): tells a shifted zipper from a missed vertebra.
     """
-    values = []
+    values, naming = [], {"name_right": 0, "name_off_by_one": 0, "name_off_more": 0, "name_missing": 0}
     for t_rec, p_rec in zip(truth, predictions):
-        preds = [(a.polygon, polygon_area(a.polygon)) for a in p_rec.annotations]
+        preds = [(a.polygon, polygon_area(a.polygon), a.level) for a in p_rec.annotations]
         for ann in t_rec.annotations:
             area = polygon_area(ann.polygon)
-            best = 0.0
-            for poly, p_area in preds:
+            best, best_level = 0.0, None
+            for poly, p_area, level in preds:
                 if area + p_area > 0:
-                    best = max(best, 2.0 * intersection_area(ann.polygon, poly) / (area + p_area))
+                    dice = 2.0 * intersection_area(ann.polygon, poly) / (area + p_area)
+                    if dice > best:
+                        best, best_level = dice, level
             values.append(best)
-    return float(np.mean(values)) if values else 0.0
+            if best > 2.0 / 3.0 and ann.level is not None:  # Dice > 2/3  <=>  IoU > 0.5
+                if best_level is None:
+                    naming["name_missing"] += 1
+                else:
+                    offset = abs(level_index(best_level) - level_index(ann.level))
+                    naming["name_right" if offset == 0 else "name_off_by_one" if offset == 1 else "name_off_more"] += 1
+    matched = sum(naming.values())
+    out = {"dice_any_name": float(np.mean(values)) if values else 0.0, "outlined_iou50": matched / len(values) if values else 0.0}
+    out.update({k: v / matched if matched else 0.0 for k, v in naming.items()})
+    return out
 
 
 def evaluate_set(film_set: FilmSet, method, metrics: EvalConfig) -> tuple[EvalReport, dict[str, float]]:
     predictions = [method(t, r) for t, r in zip(film_set.truth, film_set.raw)]
     extra = {
-        "dice_any_name": dice_any_name(film_set.truth, predictions),
+        **outline_and_naming(film_set.truth, predictions),
         "reference_found": float(np.mean([p.extra["reference"] != "none" for p in predictions])),
     }
     return evaluate(film_set.truth, predictions, config=metrics), extra
@@ -334,6 +349,13 @@ def markdown(payload: dict[str, Any]) -> str:
             out.append("| " + " | ".join([f"{s['view']} {s['difficulty']} / {name}",
                                           *(f"{m[k]:.3f}" for k in ("dice_mean", "dice_any_name", "pq_0.7", "pq_0.8", "identification_accuracy", "detection_rate", "reference_found")),
                                           str(m["n_truth"]), str(m["n_pred"])]) + " |")
+    out += ["", "### Outlines and names per method (truth vertebrae outlined at IoU > 0.5, and how they were named)", ""]
+    out += _header("Set / method", ["outlined", "name right", "one level off", "further off", "unnamed"])
+    for s in sets.values():
+        for name in METHODS:
+            m = s["methods"][name]["summary"]
+            out.append("| " + " | ".join([f"{s['view']} {s['difficulty']} / {name}",
+                                          *(f"{m[k]:.3f}" for k in ("outlined_iou50", "name_right", "name_off_by_one", "name_off_more", "name_missing"))]) + " |")
     for knob in ("eta", "lam"):
         values = list(next(iter(sets.values()))["ablation"][knob])
         out += ["", f"### Ablation over {knob} (VertXNet mean Dice / PQ@0.7 / identification)", ""]
