@@ -226,6 +226,32 @@ bool is_simple_ring(const Path& path) {
     return true;
 }
 
+namespace {
+
+// One Clipper boolean operation on clean paths (non-zero rule on both sides). Clipper 6's default
+// mode can label an output ring that touches another one as a hole when it is not (so its signed
+// area has the wrong sign); with several output rings the operation is therefore repeated in
+// strict mode, where output rings never touch. A single output ring is always an outer ring.
+Paths clip_paths(ClipperLib::ClipType operation, const Paths& subject, const Paths& clip, bool strict = false,
+                 ClipperLib::PolyFillType fill = ClipperLib::pftNonZero) {
+    Paths solution;
+    for (const bool strictly_simple : {strict, true}) {
+        ClipperLib::Clipper clipper;
+        clipper.StrictlySimple(strictly_simple);
+        if (!subject.empty()) clipper.AddPaths(subject, ClipperLib::ptSubject, true);
+        if (!clip.empty()) clipper.AddPaths(clip, ClipperLib::ptClip, true);
+        solution.clear();
+        clipper.Execute(operation, solution, fill, fill);
+        if (solution.size() <= 1 || strictly_simple) break;
+    }
+    if (solution.size() == 1 && signed_area_px2(solution[0]) < 0) {
+        std::reverse(solution[0].begin(), solution[0].end());
+    }
+    return solution;
+}
+
+}  // namespace
+
 Region make_region(const Polygon& polygon) {
     Region region;
     Path path = quantise(polygon);
@@ -239,10 +265,18 @@ Region make_region(const Polygon& polygon) {
         region.box = box_of(region.paths);
         return region;
     }
-    ClipperLib::Clipper clipper;
-    clipper.AddPath(path, ClipperLib::ptSubject, true);
-    clipper.Execute(ClipperLib::ctUnion, region.paths, ClipperLib::pftNonZero,
-                    ClipperLib::pftNonZero);
+    // Repair. Where the ring winds +1 on one side of an edge and -1 on the other, both sides
+    // belong to the non-zero region, and Clipper 6 mislabels such parts in a single non-zero
+    // pass; so take the positively and the negatively wound parts separately (Clipper returns
+    // both with outer rings positive) and unite them.
+    const Paths ring{std::move(path)};
+    const Paths positive = clip_paths(ClipperLib::ctUnion, ring, Paths{}, false, ClipperLib::pftPositive);
+    const Paths negative = clip_paths(ClipperLib::ctUnion, ring, Paths{}, false, ClipperLib::pftNegative);
+    if (negative.empty() || positive.empty()) {
+        region.paths = negative.empty() ? positive : negative;
+    } else {
+        region.paths = clip_paths(ClipperLib::ctUnion, positive, negative);
+    }
     region.area = total_area_px2(region.paths);
     if (!(region.area > 0.0)) {
         region.paths.clear();
@@ -255,13 +289,8 @@ Region make_region(const Polygon& polygon) {
 
 UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer) {
     UnionResult result;
-    for (const bool strictly_simple : {false, true}) {
-        ClipperLib::Clipper clipper;
-        clipper.StrictlySimple(strictly_simple);
-        if (!a.empty()) clipper.AddPaths(a, ClipperLib::ptSubject, true);
-        if (!b.empty()) clipper.AddPaths(b, ClipperLib::ptClip, true);
-        Paths solution;
-        clipper.Execute(ClipperLib::ctUnion, solution, ClipperLib::pftNonZero, ClipperLib::pftNonZero);
+    for (const bool strict : {false, true}) {
+        Paths solution = clip_paths(ClipperLib::ctUnion, a, b, strict);
         result = UnionResult{};
         double best_area = 0.0;
         for (Path& path : solution) {
@@ -272,10 +301,10 @@ UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer) {
                 result.outer = std::move(path);
             }
         }
-        // Parts that touch at a point may come back as one ring; strict mode splits such rings at
-        // the shared vertex (rare, and it costs more). Clipper 6 cannot split a ring whose
-        // touching point is not a vertex on both sides (it lies inside a merged collinear edge):
-        // then the ring passes through that point twice.
+        // A single ring may still touch itself where parts of the union meet at a point; strict
+        // mode splits it at the shared vertex (rare, and it costs more). Clipper 6 cannot split a
+        // ring whose touching point is not a vertex on both sides (it lies inside a merged
+        // collinear edge): then the ring passes through that point twice.
         if (!simple_outer || result.outer.empty() || is_simple_ring(result.outer)) break;
     }
     return result;
@@ -292,13 +321,7 @@ Region region_of_clean_path(Path path) {
 
 double intersection_area_px2(const Paths& subject, const Paths& clip) {
     if (subject.empty() || clip.empty()) return 0.0;
-    ClipperLib::Clipper clipper;
-    clipper.AddPaths(subject, ClipperLib::ptSubject, true);
-    clipper.AddPaths(clip, ClipperLib::ptClip, true);
-    Paths solution;
-    clipper.Execute(ClipperLib::ctIntersection, solution, ClipperLib::pftNonZero,
-                    ClipperLib::pftNonZero);
-    return std::max(0.0, total_area_px2(solution));
+    return std::max(0.0, total_area_px2(clip_paths(ClipperLib::ctIntersection, subject, clip)));
 }
 
 Path union_outer_ring(const Paths& a, const Paths& b) { return union_of(a, b, true).outer; }

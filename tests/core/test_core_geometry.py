@@ -129,19 +129,22 @@ def test_self_intersecting_rings_match_the_reference(points):
     q = p[::-1] + [30.0, -20.0]
     assert core.intersection_area(p, q) == pytest.approx(reference.intersection_area(p, q), abs=tol * 2)
     # Where parts of the union touch only at points, "the outer ring of the largest part" depends
-    # on how those contacts are split; any valid answer is a simple ring inside the union with
-    # its holes filled, at least as large as the largest part of the union.
+    # on how those contacts are split; and quantisation to the 1/1024 px grid may open or close
+    # slivers and pinch points thinner than the grid. So check the ring between bounds that are
+    # stable under both: at least the largest part of the union shrunk by a few grid steps, and
+    # inside the union grown by a few grid steps with every hole filled.
     ring = core.polygon_union(p, q)
     union = reference.region(p).union(reference.region(q))
     if union.area == 0:
         assert ring.shape == (0, 2)
         return
     got = reference.region(ring, "ring")  # may pass through a touching point twice
-    faces = shapely.polygonize(shapely.get_parts(shapely.node(union.boundary)))
-    filled = shapely.unary_union([union, faces])  # every hole filled
-    largest = max(g.area for g in shapely.get_parts(union))
-    assert got.area >= largest - tol * 2
-    assert got.difference(filled).area <= tol * 2
+    eps = 4 / 1024
+    shrunk = [g.area for g in shapely.get_parts(union.buffer(-eps, join_style="mitre"))]
+    grown = union.buffer(eps, join_style="mitre")
+    filled = shapely.unary_union([grown, shapely.polygonize(shapely.get_parts(shapely.node(grown.boundary)))])
+    assert got.area >= max(shrunk, default=0.0) - tol
+    assert got.difference(filled).area <= tol
 
 
 def test_fill_rule_is_non_zero():
