@@ -138,7 +138,9 @@ def test_self_intersecting_rings_match_the_reference(points):
     if union.area == 0:
         assert ring.shape == (0, 2)
         return
-    got = reference.region(ring, "ring")  # may pass through a touching point twice
+    # The ring may pass through a touching point twice; it is empty when every part is a sliver
+    # thinner than the grid (Clipper drops those).
+    got = reference.region(ring, "ring") if len(ring) else Polygon()
     eps = 4 / 1024
     shrunk = [g.area for g in shapely.get_parts(union.buffer(-eps, join_style="mitre"))]
     grown = union.buffer(eps, join_style="mitre")

@@ -4,7 +4,9 @@
 // All operations go through Clipper (libpolyclipping) on integer coordinates: every coordinate is
 // rounded to the nearest multiple of 1/kScale pixel (kScale = 1024, so 1/1024 px). A vertex
 // moves by at most 0.5/1024 px per axis, so an area changes by at most about
-// perimeter * 0.7/1024 px^2 (0.3 px^2 for a 400 px outline).
+// perimeter * 0.7/1024 px^2 (0.3 px^2 for a 400 px outline). Clipper also rounds the points
+// where edges cross to the grid, so slivers thinner than about 1/1024 px may vanish and parts
+// closer than that may merge or come apart.
 //
 // Fill rule: a ring encloses every point around which it winds a non-zero number of times
 // (non-zero rule). Self-touching and self-intersecting outlines from contour tracing are thereby
