@@ -44,6 +44,9 @@ ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
 #: Model precisions a bundle may offer as ONNX variants (manifest ``models.<name>.variants``).
 PRECISIONS = ("fp32", "fp16", "int8")
 
+#: Ways of turning traced pixels into a polygon (see PipelineConfig.outline); the first is the default.
+OUTLINES = ("centres", "edges")
+
 #: Defaults for thresholds a bundle's manifest may leave out.
 FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0}
 
@@ -58,6 +61,12 @@ class PipelineConfig:
     eta, lam, tau, ref_score   ensemble rules (SPEC §3).
     gap_factor       zipper gap awareness (SPEC §4).
     min_area         smallest U-Net component / fallback mask kept, in ORIGINAL pixels².
+    outline          how traced masks become polygons (manifest ``postprocess.outline``, default
+                     "centres"): "centres" runs through the centres of the boundary pixels (the
+                     docs/DESIGN.md convention), "edges" runs around the pixels (see
+                     :func:`pixel_outline`). It must match how the bundle's training masks were
+                     drawn from polygons: pixels touched by the outline → "centres", pixels whose
+                     centre is inside → "edges".
     require_vertebrae  raise InputError when nothing is found (a non-spine image) instead of
                      returning an empty result.
     """
@@ -71,15 +80,20 @@ class PipelineConfig:
     ref_score: float | None = None
     gap_factor: float | None = None
     min_area: float | None = None
+    outline: str | None = None
     require_vertebrae: bool = True
 
     _MANIFEST_KEYS = {"unet_threshold": "unet", "score_threshold": "mrcnn_score", "mask_threshold": "mask"}
 
-    def resolved(self, thresholds: Mapping[str, float]) -> "PipelineConfig":
-        """A copy with every ``None`` filled from ``thresholds`` (a manifest's), validated."""
+    def resolved(self, thresholds: Mapping[str, float], *, outline: str | None = None) -> "PipelineConfig":
+        """A copy with every ``None`` filled from ``thresholds`` (a manifest's) and the manifest's
+        ``outline`` (default "centres"), validated."""
         values: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "outline":
+                values[f.name] = value or outline or OUTLINES[0]
+                continue
             if value is None:
                 key = self._MANIFEST_KEYS.get(f.name, f.name)
                 value = thresholds.get(key, FALLBACK_THRESHOLDS.get(key))
@@ -106,6 +120,8 @@ class PipelineConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and ok(value)):
                 raise ValueError(f"{name} has an invalid value {value!r}")
+        if self.outline is not None and self.outline not in OUTLINES:
+            raise ValueError(f"outline must be one of {', '.join(OUTLINES)}, got {self.outline!r}")
 
 
 class Pipeline:
@@ -138,7 +154,9 @@ class Pipeline:
         precision: str = "fp32",
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        self.config = (config or PipelineConfig()).resolved(self.bundle.thresholds)
+        postprocess = self.bundle.manifest.get("postprocess", {})
+        outline = postprocess.get("outline") if isinstance(postprocess, dict) else None
+        self.config = (config or PipelineConfig()).resolved(self.bundle.thresholds, outline=outline)
         self.backend = resolve_backend(backend, self.bundle)
         variants = self._variants(precision)
         self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads, variant=variants["unet"])
@@ -290,7 +308,7 @@ class Pipeline:
         t = time.perf_counter()
         # Model-space pixels² per original pixel² (the letterbox scales both axes almost equally).
         min_area_model = self.config.min_area * box.scale_x * box.scale_y
-        polygons = trace_components(logits[0, 0], self.config.unet_threshold, box, min_area_model)
+        polygons = trace_components(logits[0, 0], self.config.unet_threshold, box, min_area_model, outline=self.config.outline)
         return polygons, unet_ms, _ms_since(t)
 
     def _detect_instances(self, tensor: np.ndarray, box: Letterbox):
@@ -308,7 +326,7 @@ class Pipeline:
             label = int(labels[i])
             if scores[i] < self.config.score_threshold or not 1 <= label < len(MRCNN_CLASSES):
                 continue
-            polygon = trace_instance(probs[i], boxes[i], self.config.mask_threshold, box.size)
+            polygon = trace_instance(probs[i], boxes[i], self.config.mask_threshold, box.size, outline=self.config.outline)
             if polygon is None:
                 continue
             polygons.append(box.to_original(polygon))
@@ -320,7 +338,9 @@ class Pipeline:
 # ---- tracing (model-input coordinates) -------------------------------------------------------
 
 
-def trace_components(probability_or_logits: np.ndarray, threshold: float, box: Letterbox, min_area: float, *, logits: bool = True) -> list[np.ndarray]:
+def trace_components(
+    probability_or_logits: np.ndarray, threshold: float, box: Letterbox, min_area: float, *, logits: bool = True, outline: str = "centres"
+) -> list[np.ndarray]:
     """One outline per connected component of the U-Net output above ``threshold``, in ORIGINAL pixels.
 
     ``probability_or_logits`` is the (S, S) model output (logits unless ``logits=False``). Pixels
@@ -348,19 +368,29 @@ def trace_components(probability_or_logits: np.ndarray, threshold: float, box: L
         contour = max(contours, key=cv2.contourArea)
         if len(contour) < 3 or cv2.contourArea(contour) <= 0:
             continue  # a one-pixel-wide line has no interior once traced through pixel centres
-        polygons.append(box.to_original(pixel_outline(contour)))
+        polygons.append(box.to_original(contour_polygon(contour, outline)))
     return polygons
+
+
+def contour_polygon(contour: np.ndarray, outline: str = "centres") -> np.ndarray:
+    """(N, 2) float64 polygon in continuous coordinates from a ``cv2.findContours`` contour."""
+    if outline == "edges":
+        return pixel_outline(contour)
+    if outline != "centres":
+        raise ValueError(f"outline must be one of {', '.join(OUTLINES)}, got {outline!r}")
+    return contour.reshape(-1, 2).astype(np.float64) + 0.5  # pixel index → pixel centre
 
 
 def pixel_outline(contour: np.ndarray) -> np.ndarray:
     """Polygon around the pixels of a ``cv2.findContours`` contour, in continuous coordinates.
 
     The contour runs through the centres of the boundary pixels (index + 0.5), which cuts half a
-    pixel off every side: a vertebra 20 model pixels tall would lose 5 % of its height, and after
-    scaling to the original image that is several pixels. Each vertex is therefore moved outwards
-    by half a pixel (mitred, so straight and 45° runs stay straight; the shift is capped at one
-    pixel on sharp corners). For axis-aligned pixel runs this is exactly the boundary of the pixel
-    squares, so re-rasterising the polygon by pixel centres gives back the traced pixels.
+    pixel off every side of the traced pixel set. Here each vertex is moved outwards by half a
+    pixel (mitred, so straight and 45° runs stay straight; the shift is capped at one pixel on
+    sharp corners). For axis-aligned pixel runs this is exactly the boundary of the pixel squares,
+    so re-rasterising the polygon by pixel centres gives back the traced pixels. Right for models
+    trained on centre-sampled masks; models trained on masks that include every pixel an outline
+    touches (cv2.fillPoly) already grow by about half a pixel and want "centres".
     """
     p = contour.reshape(-1, 2).astype(np.float64) + 0.5
     edges = np.roll(p, -1, axis=0) - p
@@ -379,12 +409,12 @@ def pixel_outline(contour: np.ndarray) -> np.ndarray:
     return p + shift
 
 
-def trace_instance(mask_probs: np.ndarray, xyxy: np.ndarray, threshold: float, size: int) -> np.ndarray | None:
+def trace_instance(mask_probs: np.ndarray, xyxy: np.ndarray, threshold: float, size: int, *, outline: str = "centres") -> np.ndarray | None:
     """Outline of one Mask R-CNN instance in model-input coordinates, or None if it is empty.
 
     The (M, M) mask covers the continuous box ``xyxy`` exactly; it is resampled (bilinear) onto
     the model pixels the box touches — only inside the box, never a full-image mask — then
-    thresholded and its largest external contour traced (see :func:`pixel_outline`).
+    thresholded and its largest external contour traced (see :func:`contour_polygon`).
     """
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
@@ -406,7 +436,7 @@ def trace_instance(mask_probs: np.ndarray, xyxy: np.ndarray, threshold: float, s
     contour = max(contours, key=cv2.contourArea)
     if len(contour) < 3 or cv2.contourArea(contour) <= 0:
         return None
-    return pixel_outline(contour)
+    return contour_polygon(contour, outline)
 
 
 # ---- helpers ----------------------------------------------------------------------------------

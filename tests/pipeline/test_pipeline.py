@@ -29,10 +29,10 @@ def test_finds_and_names_every_block_in_original_pixels(pipeline, scene):
     result = pipeline.predict(scene.image)
     assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
     assert result.view == "cervical" and result.reference == "C2"
-    # One model pixel is 1 / 0.3048 = 3.3 original pixels; outlines follow model pixels, so each
-    # side sits within half a model pixel of the true edge.
+    # One model pixel is 1 / 0.3048 = 3.3 original pixels; outlines run through the centres of
+    # the boundary pixels, so each side sits within a model pixel of the true edge.
     for vertebra, block in zip(result.vertebrae, scene.blocks):
-        assert _close_to_block(vertebra.polygon, block, tol=1.7), (vertebra.polygon.min(0), vertebra.polygon.max(0), block)
+        assert _close_to_block(vertebra.polygon, block, tol=3.4), (vertebra.polygon.min(0), vertebra.polygon.max(0), block)
         assert vertebra.source == "agreement" and vertebra.score == pytest.approx(0.9)
     jsonschema.validate(result.to_dict(), SCHEMA)
 
@@ -79,13 +79,17 @@ def test_a_known_box_becomes_the_expected_original_polygon():
     from vertxnet.preprocess import letterbox
 
     _, box = letterbox(np.zeros((420, 300), np.float32), 128)
-    polygon = trace_instance(np.ones((28, 28), np.float32), np.array([40.0, 30.0, 60.0, 50.0]), 0.5, 128)
-    # A full mask covers model pixels 40…59 x 30…49; the outline runs around those pixels.
-    corners = {(40.0, 30.0), (40.0, 50.0), (60.0, 50.0), (60.0, 30.0)}
-    assert {tuple(p) for p in polygon} == corners
-    original = box.to_original(polygon)
-    expected = {((x - box.pad_x) / box.scale_x, (y - box.pad_y) / box.scale_y) for x, y in corners}
-    assert {tuple(p) for p in original} == expected
+    # A full mask covers model pixels 40…59 x 30…49: the default outline runs through their
+    # centres, the "edges" outline around them.
+    for outline, corners in (
+        ("centres", {(40.5, 30.5), (40.5, 49.5), (59.5, 49.5), (59.5, 30.5)}),
+        ("edges", {(40.0, 30.0), (40.0, 50.0), (60.0, 50.0), (60.0, 30.0)}),
+    ):
+        polygon = trace_instance(np.ones((28, 28), np.float32), np.array([40.0, 30.0, 60.0, 50.0]), 0.5, 128, outline=outline)
+        assert {tuple(p) for p in polygon} == corners
+        original = box.to_original(polygon)
+        expected = {((x - box.pad_x) / box.scale_x, (y - box.pad_y) / box.scale_y) for x, y in corners}
+        assert {tuple(p) for p in original} == expected
 
 
 def test_instance_mask_is_traced_inside_its_box_at_the_right_place():
@@ -95,8 +99,8 @@ def test_instance_mask_is_traced_inside_its_box_at_the_right_place():
     probs[:, 14:] = 1.0  # right half of the box only
     polygon = trace_instance(probs, np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64)
     # The box is 28 px wide: one mask cell per model pixel, so the right half is pixels 24…37.
-    assert polygon[:, 0].min() == pytest.approx(24) and polygon[:, 0].max() == pytest.approx(38)
-    assert polygon[:, 1].min() == pytest.approx(10) and polygon[:, 1].max() == pytest.approx(38)
+    assert polygon[:, 0].min() == pytest.approx(24.5) and polygon[:, 0].max() == pytest.approx(37.5)
+    assert polygon[:, 1].min() == pytest.approx(10.5) and polygon[:, 1].max() == pytest.approx(37.5)
     assert trace_instance(np.zeros((28, 28), np.float32), np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64) is None
     assert trace_instance(probs, np.array([10.0, 10.0, 10.0, 38.0]), 0.5, 64) is None  # empty box
 
@@ -130,8 +134,10 @@ def test_unet_components_drop_specks_and_padding():
     polygons = trace_components(prob, 0.5, box, min_area=4, logits=False)
     assert len(polygons) == 1
     model = box.to_model(polygons[0])
-    assert model[:, 0].min() == pytest.approx(20) and model[:, 0].max() == pytest.approx(30)
-    assert model[:, 1].min() == pytest.approx(10) and model[:, 1].max() == pytest.approx(20)
+    assert model[:, 0].min() == pytest.approx(20.5) and model[:, 0].max() == pytest.approx(29.5)
+    edges = box.to_model(trace_components(prob, 0.5, box, min_area=4, logits=False, outline="edges")[0])
+    assert edges[:, 0].min() == pytest.approx(20) and edges[:, 0].max() == pytest.approx(30)
+    assert edges[:, 1].min() == pytest.approx(10) and edges[:, 1].max() == pytest.approx(20)
 
 
 def test_mrcnn_only_polygons_reach_the_output_exactly(tmp_path, scene):
@@ -341,3 +347,27 @@ def test_precision_picks_the_bundle_variant_where_there_is_one(tmp_path, scene):
     assert result.model.precision == {"unet": "int8", "maskrcnn": "fp32"}
     assert result.to_dict()["model"]["precision"] == {"unet": "int8", "maskrcnn": "fp32"}
     assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
+
+
+def test_outline_comes_from_the_manifest_and_can_be_overridden(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.bundle import load_bundle, write_manifest
+    from vertxnet.pipeline import Pipeline, PipelineConfig
+
+    root = sb.write_bundle(tmp_path / "edges", 128, scene.model_boxes, [0.9] * 5, [2, 1, 1, 1, 1], unet_cut=1e6)
+    with Pipeline(root, threads=1) as pipe:
+        assert pipe.config.outline == "centres"
+        centres = pipe.predict(scene.image)
+    manifest = load_bundle(root).manifest
+    manifest["postprocess"] = {"outline": "edges"}
+    write_manifest(root, manifest)
+    with Pipeline(root, threads=1) as pipe:
+        assert pipe.config.outline == "edges"
+        edges = pipe.predict(scene.image)
+    with Pipeline(root, threads=1, config=PipelineConfig(outline="centres")) as pipe:
+        assert pipe.config.outline == "centres"
+    # Around the pixels rather than through their centres: half a model pixel more on each side.
+    for a, b in zip(centres.vertebrae, edges.vertebrae):
+        assert b.bbox[0] < a.bbox[0] and b.bbox[2] > a.bbox[2] and b.area_px > a.area_px
+    with pytest.raises(ValueError, match="outline"):
+        PipelineConfig(outline="inside").validate()
