@@ -29,7 +29,7 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
-from .core import ensemble, zip_labels
+from .core import ensemble, intersection_area, polygon_area, zip_labels
 from .bundle import Bundle, load_bundle
 from .errors import InputError, VertxError
 from .io import LoadedImage, from_array, load_image
@@ -48,7 +48,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 OUTLINES = ("centres", "edges")
 
 #: Defaults for thresholds a bundle's manifest may leave out.
-FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0}
+FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5}
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ class PipelineConfig:
     eta, lam, tau, ref_score   ensemble rules (SPEC §3).
     gap_factor       zipper gap awareness (SPEC §4).
     min_area         smallest U-Net component / fallback mask kept, in ORIGINAL pixels².
+    duplicate_overlap  two Mask R-CNN detections whose masks overlap by more than this share of
+                     the smaller one are one vertebra detected twice (often once as "vertebra" and
+                     once as "C2"/"S1"); only the higher-scoring outline is kept (it takes the
+                     reference class of a dropped twin). 1 keeps every detection.
     outline          how traced masks become polygons (manifest ``postprocess.outline``, default
                      "centres"): "centres" runs through the centres of the boundary pixels (the
                      docs/DESIGN.md convention), "edges" runs around the pixels (see
@@ -80,6 +84,7 @@ class PipelineConfig:
     ref_score: float | None = None
     gap_factor: float | None = None
     min_area: float | None = None
+    duplicate_overlap: float | None = None
     outline: str | None = None
     require_vertebrae: bool = True
 
@@ -106,7 +111,7 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """ValueError naming the first threshold out of its range."""
-        unit = ("unet_threshold", "score_threshold", "mask_threshold", "eta", "tau", "ref_score")
+        unit = ("unet_threshold", "score_threshold", "mask_threshold", "eta", "tau", "ref_score", "duplicate_overlap")
         for name in unit:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
@@ -332,7 +337,33 @@ class Pipeline:
             polygons.append(box.to_original(polygon))
             classes.append(MRCNN_CLASSES[label])
             kept_scores.append(float(scores[i]))
+        polygons, classes, kept_scores = suppress_duplicates(polygons, classes, kept_scores, self.config.duplicate_overlap)
         return polygons, classes, kept_scores, mrcnn_ms, _ms_since(t)
+
+
+def suppress_duplicates(
+    polygons: list[np.ndarray], classes: list[str], scores: list[float], max_overlap: float
+) -> tuple[list[np.ndarray], list[str], list[float]]:
+    """Drop Mask R-CNN outlines that repeat a higher-scoring one.
+
+    Inputs are in descending score order. An outline overlapping a kept one by more than
+    ``max_overlap`` of the smaller area (true polygon intersection, C++ core) is the same
+    vertebra again; if it was classed as a reference (C2/S1) and the kept one as a plain
+    "vertebra", the kept outline takes its class and score, so a reference is never lost to
+    its own twin. ``max_overlap >= 1`` keeps everything.
+    """
+    if max_overlap >= 1.0 or len(polygons) < 2:
+        return polygons, classes, scores
+    areas = [polygon_area(p) for p in polygons]
+    kept: list[int] = []
+    out_classes, out_scores = list(classes), list(scores)
+    for i, polygon in enumerate(polygons):
+        twin = next((j for j in kept if intersection_area(polygon, polygons[j]) > max_overlap * min(areas[i], areas[j])), None)
+        if twin is None:
+            kept.append(i)
+        elif classes[i] != "vertebra" and out_classes[twin] == "vertebra":
+            out_classes[twin], out_scores[twin] = classes[i], scores[i]
+    return [polygons[i] for i in kept], [out_classes[i] for i in kept], [out_scores[i] for i in kept]
 
 
 # ---- tracing (model-input coordinates) -------------------------------------------------------

@@ -371,3 +371,35 @@ def test_outline_comes_from_the_manifest_and_can_be_overridden(tmp_path, scene):
         assert b.bbox[0] < a.bbox[0] and b.bbox[2] > a.bbox[2] and b.area_px > a.area_px
     with pytest.raises(ValueError, match="outline"):
         PipelineConfig(outline="inside").validate()
+
+
+def _square(x0, y0, side):
+    return np.array([[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]], float)
+
+
+def test_duplicate_detections_of_one_vertebra_are_suppressed():
+    from vertxnet.pipeline import suppress_duplicates
+
+    polygons = [_square(0, 0, 10), _square(1, 1, 10), _square(0, 12, 10), _square(0, 8, 10)]
+    classes = ["vertebra", "C2", "vertebra", "vertebra"]
+    scores = [0.95, 0.9, 0.8, 0.6]
+    kept, kept_classes, kept_scores = suppress_duplicates(polygons, classes, scores, 0.5)
+    # #1 repeats #0 (81 % of the smaller area); #3 overlaps #2 by 60 % and #0 by 20 %.
+    assert [p[0].tolist() for p in kept] == [[0, 0], [0, 12]]
+    # The reference class of the dropped twin survives on the kept outline.
+    assert kept_classes == ["C2", "vertebra"] and kept_scores == [0.9, 0.8]
+    assert suppress_duplicates(polygons, classes, scores, 1.0) == (polygons, classes, scores)
+    kept, _, _ = suppress_duplicates(polygons, classes, scores, 0.15)
+    assert len(kept) == 2  # #3 also overlaps #0 by 20 % > 15 %
+
+
+def test_twin_detections_do_not_become_two_vertebrae(tmp_path, scene):
+    import synthetic_bundle as sb
+    from vertxnet.pipeline import Pipeline, PipelineConfig
+
+    boxes = np.vstack([scene.model_boxes, scene.model_boxes[2] + [0.5, 0.5, 0.5, 0.5]])
+    bundle = sb.write_bundle(tmp_path / "twins", 128, boxes, [0.9] * 5 + [0.8], [2, 1, 1, 1, 1, 1], unet_cut=1e6)
+    with Pipeline(bundle, threads=1) as pipe:
+        assert [v.label for v in pipe.predict(scene.image).vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
+    with Pipeline(bundle, threads=1, config=PipelineConfig(duplicate_overlap=1.0)) as pipe:
+        assert len(pipe.predict(scene.image).vertebrae) == 6  # without suppression the twin is a vertebra

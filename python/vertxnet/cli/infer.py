@@ -49,6 +49,7 @@ THRESHOLD_OPTIONS = {
     "mask_threshold": "Mask R-CNN mask probability threshold",
     "gap_factor": "zipper gap factor (a spacing above this x the median skips a level)",
     "min_area": "smallest mask kept, in original pixels²",
+    "duplicate_overlap": "Mask R-CNN twins overlapping more than this share of the smaller mask are merged (1 = off)",
 }
 
 
