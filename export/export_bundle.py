@@ -223,6 +223,15 @@ def _preprocessed(coco: Path, pre: PreprocessConfig, limit: int) -> tuple[list[n
     return inputs, fg, samples
 
 
+def _checkpoint_metrics(state: dict) -> dict[str, Any]:
+    """Validation figures of the checkpoint's epoch (best.pt stores them; last.pt has the history)."""
+    if "metrics" in state:
+        return dict(state["metrics"])
+    epoch = int(state["epoch"]) + 1
+    entry = next((e for e in state.get("history", []) if e.get("epoch") == epoch), {})
+    return {k: v for k, v in entry.items() if k.startswith("val_")}
+
+
 def _run_provenance(checkpoint: Path, state: dict) -> dict[str, Any]:
     run = Path(checkpoint).parent
     commands_file = run / "commands.json"
@@ -372,8 +381,8 @@ def export_bundle(config: ExportConfig) -> Path:
                 "pretrained_weights": None,
             },
             "metrics": {
-                "unet": {**unet_state.get("metrics", {}), "check_dice_onnx": fp32_dice},
-                "maskrcnn": {**mrcnn_state.get("metrics", {}), **tally.as_dict("check_")},
+                "unet": {**_checkpoint_metrics(unet_state), "check_dice_onnx": fp32_dice},
+                "maskrcnn": {**_checkpoint_metrics(mrcnn_state), **tally.as_dict("check_")},
                 "variants": variant_metrics,
                 "export_check": export_check,
             },

@@ -260,7 +260,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig) -> Path:
         }
         history.append(entry)
         print(json.dumps(entry), file=sys.stderr)
-        if score > best_score:
+        if score >= best_score:  # a tie goes to the later epoch (lower learning rate, lower loss)
             best_score = score
             metrics = {k: v for k, v in entry.items() if k.startswith("val_")}
             C.save_checkpoint(best_path, {**meta, "model": model.state_dict(), "epoch": epoch, "metrics": metrics, "history": history})

@@ -249,7 +249,7 @@ def train_unet(config: UNetTrainConfig) -> Path:
             "history": history,
             "rng": C.rng_state(),
         }
-        if val_dice > best_dice:
+        if val_dice >= best_dice:  # a tie goes to the later epoch
             best_dice = val_dice
             C.save_checkpoint(best_path, {**meta, "model": model.state_dict(), "epoch": epoch, "metrics": {"val_dice": val_dice}, "history": history})
         state["best_score"] = best_dice
