@@ -86,9 +86,10 @@ def test_union_is_outer_ring_of_shapely_union(pair):
     ring = core.polygon_union(a, b)
     union = Polygon(a).union(Polygon(b))
     parts = sorted(shapely.get_parts(union), key=lambda g: g.area)
-    got = Polygon(ring)
     assert ring.ndim == 2 and ring.shape[1] == 2
-    assert got.is_valid
+    # Normally a simple ring; where parts meet at a point thinner than the grid it may pass
+    # through that point twice, so compare the region it encloses.
+    got = reference.region(ring, "ring")
     # The largest part, holes filled (of near-equal parts, either).
     candidates = [Polygon(g.exterior) for g in parts if g.area >= parts[-1].area - 2 * tolerance(a, b)]
     assert any(got.symmetric_difference(c).area <= tolerance(a, b) * 2 for c in candidates)
