@@ -29,6 +29,13 @@ UNNAMED_VALUE = UNNAMED_CATEGORY_ID
 #: Decimal places of coordinates and areas in JSON (1e-4 px is far below any pixel's size).
 JSON_DECIMALS = 4
 TIMING_STAGES = ("decode", "preprocess", "unet", "maskrcnn", "trace", "ensemble", "label", "total")
+#: JSON Schema (draft 2020-12) of :meth:`Result.to_dict`, shipped inside the package.
+RESULT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "result.schema.json"
+
+
+def result_schema() -> dict[str, Any]:
+    """The result JSON Schema, e.g. ``jsonschema.validate(doc, result_schema())``."""
+    return json.loads(RESULT_SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from vertxnet.cli.infer import main  # noqa: E402
 
 pytestmark = pytest.mark.train  # the hand-built ONNX models need the onnx package
 
-SCHEMA = json.loads((ROOT / "python/vertxnet/schemas/result.schema.json").read_text())
+from vertxnet.result import result_schema  # noqa: E402
+
+SCHEMA = result_schema()
 WIDTH, HEIGHT, SIZE = 300, 420, 128
 BLOCKS = [(100, 40 + 70 * i, 200, 90 + 70 * i) for i in range(5)]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "python/vertxnet/schemas/result.schema.json").read_text())
+from vertxnet.result import result_schema  # noqa: E402
+
+SCHEMA = result_schema()
 N_IMAGES = 20
 TEST_SEED = 900000
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import jsonschema
@@ -12,7 +11,9 @@ import pytest
 
 pytestmark = pytest.mark.train  # the hand-built ONNX models need the onnx package
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "python/vertxnet/schemas/result.schema.json").read_text())
+from vertxnet.result import result_schema  # noqa: E402
+
+SCHEMA = result_schema()
 
 
 def _close_to_block(polygon: np.ndarray, block, tol: float) -> bool:
