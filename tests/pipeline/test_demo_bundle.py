@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import jsonschema
 import pytest
 
-from vertxnet.result import result_schema  # noqa: E402
+from vertxnet.result import result_schema
 
 SCHEMA = result_schema()
 N_IMAGES = 20
