@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from .errors import BundleError, InputError, VertxError
 from .levels import LEVELS, level_index
 
@@ -24,7 +26,6 @@ def __getattr__(name: str):
 
         return Pipeline
     if name == "core":
-        from . import core
-
-        return core
+        # importlib rather than `from . import core`, which would re-enter this __getattr__.
+        return importlib.import_module(".core", __name__)
     raise AttributeError(f"module 'vertxnet' has no attribute {name!r}")

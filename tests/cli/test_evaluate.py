@@ -101,3 +101,23 @@ def test_bad_arguments_exit_2(truth_json, capsys):
     assert main(["--truth", str(truth_json)]) == 2
     assert main(["--truth", str(truth_json), "--pred", str(truth_json), "--pair-by", "colour"]) == 2
     assert "usage: vertx-eval" in capsys.readouterr().err
+
+
+def test_a_results_folder_ignores_the_coco_files_vertx_infer_writes_beside_the_json(tmp_path, capsys):
+    import json
+
+    from vertxnet.cli.evaluate import read_predictions
+
+    result = {
+        "schema_version": "1.0",
+        "input": {"path": "film.png", "width": 64, "height": 64, "pixel_spacing_mm": None, "sha256": "0" * 64},
+        "view": None, "reference": None,
+        "vertebrae": [{"label": "L3", "polygon": [[1, 1], [20, 1], [20, 20], [1, 20]], "area_px": 361.0,
+                       "centroid": [10.5, 10.5], "bbox": [1, 1, 20, 20], "score": 0.9, "source": "agreement"}],
+        "excluded": [], "flags": [], "timings_ms": {}, "model": {},
+    }
+    (tmp_path / "film.json").write_text(json.dumps(result))
+    (tmp_path / "film.coco.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    records, failed = read_predictions(tmp_path)
+    assert failed == []
+    assert [r.annotations[0].level for r in records] == ["L3"]

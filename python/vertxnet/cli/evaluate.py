@@ -39,7 +39,10 @@ def read_predictions(path: Path) -> tuple[list[Record], list[InputError]]:
     in a folder are returned as errors and skipped)."""
     if path.is_dir():
         records, failed = [], []
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file())
+        # vertx-infer writes <stem>.json per image; <stem>.coco.json beside it is another view of the same result.
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".json" and not p.name.lower().endswith(".coco.json")
+        )
         if not files:
             raise InputError(path, "no .json result files in folder")
         for file in files:
