@@ -59,12 +59,32 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return img
 
 
+def percentiles(image: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.percentile(image, qs)`` (linear interpolation), exact, and for 8/16-bit images from a
+    histogram: sorting a 7-megapixel film costs several times more than counting its values."""
+    img = np.asarray(image)
+    if img.dtype not in (np.uint8, np.uint16):
+        return tuple(float(v) for v in np.percentile(img, qs))
+    counts = np.bincount(img.ravel(), minlength=1 << (8 * img.itemsize))
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    out = []
+    for q in qs:
+        rank = q / 100.0 * (n - 1)
+        below, frac = int(np.floor(rank)), rank - np.floor(rank)
+        # The value at sorted position k is the first value whose cumulative count exceeds k.
+        v0, v1 = np.searchsorted(cumulative, [below + 1, min(below + 2, n)], side="left")
+        out.append(float(v0) + frac * float(v1 - v0))
+    return tuple(out)
+
+
 def window01(image: np.ndarray) -> np.ndarray:
     """Float32 image in [0, 1] through a robust percentile window; ValueError if constant."""
-    img = to_gray(image).astype(np.float32, copy=False)
+    gray = to_gray(image)
+    img = gray.astype(np.float32, copy=False)
     if not np.all(np.isfinite(img)):
         raise ValueError("image has non-finite pixel values")
-    lo, hi = np.percentile(img, WINDOW_PERCENTILES)
+    lo, hi = percentiles(gray, WINDOW_PERCENTILES)
     if hi <= lo:
         lo, hi = float(img.min()), float(img.max())
     if hi <= lo:
