@@ -26,7 +26,6 @@ if str(REPO_ROOT / "python") not in sys.path and not any(Path(p, "vertxnet").is_
     sys.path.insert(0, str(REPO_ROOT / "python"))
 
 from vertxnet.datasets import Record, read_coco  # noqa: E402
-from vertxnet.errors import VertxError  # noqa: E402,F401  (re-exported for the scripts)
 from vertxnet.levels import MRCNN_CLASSES, mrcnn_class_of  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, apply_clahe, letterbox, window01  # noqa: E402
 

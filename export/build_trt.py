@@ -29,6 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from vertxnet.errors import VertxError  # noqa: E402
+
 from vertxnet import bundle as vbundle  # noqa: E402
 from vertxnet.preprocess import prepare  # noqa: E402
 
@@ -205,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for path in build_trt(config):
             print(path)
-    except (TensorRTUnavailable, C.VertxError, ValueError, RuntimeError) as exc:
+    except (TensorRTUnavailable, VertxError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -30,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from vertxnet.errors import VertxError  # noqa: E402
+
 from vertxnet.bundle import load_bundle  # noqa: E402
 from vertxnet.preprocess import prepare  # noqa: E402
 
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         report = evaluate_bundle(config)
-    except (C.VertxError, ValueError) as exc:
+    except (VertxError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     text = json.dumps(report, indent=2)

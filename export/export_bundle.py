@@ -31,6 +31,7 @@ from train_maskrcnn import load_maskrcnn  # noqa: E402
 from train_unet import load_unet  # noqa: E402
 
 from vertxnet import bundle as vbundle  # noqa: E402
+from vertxnet.errors import VertxError  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, prepare  # noqa: E402
 
@@ -449,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         out = export_bundle(config)
-    except (C.VertxError, ValueError, FileNotFoundError) as exc:
+    except (VertxError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(out)

@@ -32,6 +32,8 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from vertxnet.errors import VertxError  # noqa: E402
+
 from vertxnet.preprocess import PreprocessConfig  # noqa: E402
 
 PRESETS = {"paper": 64, "edge": 12}
@@ -330,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.run).mkdir(parents=True, exist_ok=True)
         C.append_command(Path(args.run), C.command_line(argv, "train_unet.py"))
         best = train_unet(config)
-    except (C.VertxError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (VertxError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(best)
