@@ -355,6 +355,9 @@ def export_bundle(config: ExportConfig) -> Path:
             "preprocess": pre.to_manifest(),
             "classes": list(MRCNN_CLASSES),
             "thresholds": dict(config.thresholds),
+            # Training masks are filled at pixel centres (cv2.fillPoly), so outlines go through
+            # boundary-pixel centres (docs/DESIGN.md, "Manifest details used by the pipeline").
+            "postprocess": {"outline": "centres"},
             "models": {
                 "unet": unet_entry,
                 "maskrcnn": {
