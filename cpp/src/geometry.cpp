@@ -244,6 +244,16 @@ Paths clip_paths(ClipperLib::ClipType operation, const Paths& subject, const Pat
         clipper.Execute(operation, solution, fill, fill);
         if (solution.size() <= 1 || strictly_simple) break;
     }
+    if (solution.size() > 1) {
+        // Strict mode can leave parts of one region as separate rings along a shared edge; a
+        // second union of the (now consistently oriented) rings joins them.
+        ClipperLib::Clipper clipper;
+        clipper.StrictlySimple(true);
+        clipper.AddPaths(solution, ClipperLib::ptSubject, true);
+        Paths joined;
+        clipper.Execute(ClipperLib::ctUnion, joined, ClipperLib::pftNonZero, ClipperLib::pftNonZero);
+        if (joined.size() < solution.size()) solution = std::move(joined);
+    }
     if (solution.size() == 1 && signed_area_px2(solution[0]) < 0) {
         std::reverse(solution[0].begin(), solution[0].end());
     }
