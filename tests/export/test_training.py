@@ -81,3 +81,28 @@ def test_augmentation_moves_image_and_polygons_together(phantoms):
     assert contrast(out.canvas, after) > 0.5 * contrast(sample.canvas, before)
     assert contrast(out.canvas, after) > 2 * abs(contrast(out.canvas, before))
     assert np.all(out.canvas[out.content == 0] == 0)  # letterbox padding stays 0 as at inference
+
+
+def test_paper_presets_match_the_paper_and_train_every_batchnorm():
+    import torch
+    from torch import nn
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from train_maskrcnn import build_maskrcnn
+    from train_unet import build_unet
+
+    unet = build_unet("paper")
+    assert unet.encoders[0][0].out_channels == 64 and unet.encoders[-1][3].out_channels == 1024
+    assert unet(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+    model = build_maskrcnn("paper", 128).eval()
+    assert model.backbone.body.conv1.in_channels == 1  # single-channel stem
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(p.requires_grad for p in model.parameters())  # nothing pretrained, nothing frozen
+    transform = model.transform
+    assert (transform.min_size, transform.max_size) == ((128,), 128)
+    assert transform.image_mean == [0.0] and transform.image_std == [1.0]
+    with torch.no_grad():
+        (out,) = model([torch.zeros(1, 128, 128)])
+    assert set(out) == {"boxes", "labels", "scores", "masks"}
