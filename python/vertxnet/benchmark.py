@@ -71,8 +71,9 @@ class BenchConfig:
     seed          phantom seed (seeds from 900000 up are never used in training)
     compare       also time each model under the other backends and session options
     flops         also count multiply-accumulates and measure the machine's matrix-product peak
-    torch_checkpoints  folder with the U-Net and Mask R-CNN training checkpoints (best.pt), for
-                  PyTorch eager in the comparison; needs torch and the export/ scripts
+    torch_checkpoints  folder with the U-Net and Mask R-CNN training run folders (unet/, maskrcnn/
+                  holding the checkpoint files the manifest names), for PyTorch eager in the
+                  comparison; needs torch and the export/ scripts
     """
 
     bundle: Path | None = None
@@ -364,26 +365,44 @@ def _variant_opener(bundle: Bundle, precision: str):
     return opener
 
 
-def _find_checkpoints(folder: Path) -> dict[str, Path]:
-    """``{"unet": best.pt, "maskrcnn": best.pt}`` found in ``folder`` (its sub-folders unet/, maskrcnn/,
-    or any */best.pt whose checkpoint ``kind`` says which)."""
+def checkpoint_names(bundle: Bundle) -> dict[str, str]:
+    """File name of each model's training checkpoint the bundle was exported from
+    (manifest ``training.<model>.checkpoint``; ``best.pt`` when the manifest does not say)."""
+    training = bundle.manifest.get("training") if isinstance(bundle.manifest.get("training"), dict) else {}
+    names = {}
+    for model in MODELS:
+        entry = training.get(model) if isinstance(training.get(model), dict) else {}
+        name = entry.get("checkpoint")
+        names[model] = name if isinstance(name, str) and name and Path(name).name == name else "best.pt"
+    return names
+
+
+def _find_checkpoints(folder: Path, names: dict[str, str]) -> dict[str, Path]:
+    """Checkpoint of each model in ``folder``: ``<model>/<name>``, else any ``*/<name>`` or
+    ``<name>`` whose checkpoint ``kind`` says which model it holds."""
     import torch
 
     found: dict[str, Path] = {}
     for model in MODELS:
-        candidate = folder / model / "best.pt"
+        candidate = folder / model / names[model]
         if candidate.is_file():
             found[model] = candidate
-    if len(found) < len(MODELS):
-        for candidate in sorted([*folder.glob("best.pt"), *folder.glob("*/best.pt")]):
-            kind = torch.load(candidate, map_location="cpu", weights_only=False).get("kind")
-            if kind in MODELS and kind not in found:
-                found[kind] = candidate
+    for model in MODELS:
+        if model in found:
+            continue
+        for candidate in sorted([*folder.glob(names[model]), *folder.glob(f"*/{names[model]}")]):
+            if torch.load(candidate, map_location="cpu", weights_only=False).get("kind") == model:
+                found[model] = candidate
+                break
     return found
 
 
-def torch_variant(folder: Path, input_size: int, threads: int) -> tuple[Variant | None, str]:
-    """PyTorch eager on the training checkpoints in ``folder``, or (None, why not)."""
+def torch_variant(folder: Path, bundle: Bundle, threads: int) -> tuple[Variant | None, str]:
+    """PyTorch eager on the training checkpoints in ``folder``, or (None, why not).
+
+    The checkpoint file names come from the bundle's manifest; the comparison reports how far
+    the PyTorch outputs are from ONNX Runtime's, which shows whether they are the same weights.
+    """
     try:
         import torch
     except ImportError:
@@ -393,10 +412,11 @@ def torch_variant(folder: Path, input_size: int, threads: int) -> tuple[Variant 
         return None, f"the model definitions in export/ are not present (expected {export_dir}; run from a source checkout)"
     if not folder.is_dir():
         return None, f"{folder}: no such checkpoint folder"
-    found = _find_checkpoints(folder)
-    missing = [m for m in MODELS if m not in found]
+    names = checkpoint_names(bundle)
+    found = _find_checkpoints(folder, names)
+    missing = [f"{m} ({names[m]})" for m in MODELS if m not in found]
     if missing:
-        return None, f"{folder}: no best.pt checkpoint for {', '.join(missing)}"
+        return None, f"{folder}: no checkpoint for {', '.join(missing)}"
     if str(export_dir) not in sys.path:
         sys.path.insert(0, str(export_dir))
     from export_bundle import MaskRCNNForExport  # noqa: PLC0415 - optional, needs torch
@@ -404,6 +424,7 @@ def torch_variant(folder: Path, input_size: int, threads: int) -> tuple[Variant 
     from train_unet import load_unet
 
     torch.set_num_threads(threads)
+    input_size = bundle.preprocess.input_size
 
     def opener(model: str):
         if model == "unet":
@@ -820,14 +841,14 @@ def run_benchmark(config: BenchConfig, *, progress: Callable[[str], None] | None
     if config.compare:
         candidates = ort_variants(bundle)
         if config.torch_checkpoints is not None:
-            variant, why = torch_variant(Path(config.torch_checkpoints), bundle.preprocess.input_size, _default_threads())
+            variant, why = torch_variant(Path(config.torch_checkpoints), bundle, _default_threads())
             if variant is not None:
                 candidates.append(variant)
             else:
                 notes.append(f"PyTorch eager not run: {why}")
         else:
             notes.append("PyTorch eager not run: the bundle holds ONNX files only; pass --torch-checkpoints DIR "
-                         "(the training run folders with best.pt) to time the same weights in PyTorch")
+                         "(the folder of the unet/ and maskrcnn/ training runs) to time the same weights in PyTorch")
         say(f"timing {len(candidates)} backend variant(s) per model")
         variants = compare_variants(candidates, tensors, config.warmup, config.runs)
 

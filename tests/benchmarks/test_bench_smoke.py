@@ -113,3 +113,16 @@ def test_summary_percentiles():
     assert s.median == pytest.approx(50.5) and s.p90 == pytest.approx(90.1) and s.p99 == pytest.approx(99.01)
     with pytest.raises(ValueError):
         Summary.of([])
+
+
+def test_torch_checkpoints_follow_the_manifest():
+    from vertxnet.benchmark import checkpoint_names
+    from vertxnet.bundle import Bundle
+    from vertxnet.preprocess import PreprocessConfig
+
+    def bundle(training):
+        return Bundle(Path("."), {"training": training}, PreprocessConfig(), {}, "0" * 64)
+
+    assert checkpoint_names(bundle({"unet": {"checkpoint": "best.pt"}, "maskrcnn": {"checkpoint": "last.pt"}})) == {"unet": "best.pt", "maskrcnn": "last.pt"}
+    # Missing entries fall back to best.pt; a path that leaves the run folder is not followed.
+    assert checkpoint_names(bundle({"maskrcnn": {"checkpoint": "../../etc/passwd"}})) == {"unet": "best.pt", "maskrcnn": "best.pt"}

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=20, help="timed runs per measurement (default: 20)")
     p.add_argument("--threads", type=int, help="intra-op threads per model session of the pipeline (default: half the cores)")
     p.add_argument("--seed", type=int, default=900500, help="phantom seed (default: 900500)")
-    p.add_argument("--torch-checkpoints", type=Path, help="folder with the U-Net and Mask R-CNN training checkpoints (best.pt) to time PyTorch eager")
+    p.add_argument("--torch-checkpoints", type=Path, help="folder holding the unet/ and maskrcnn/ training runs (checkpoints named in the manifest) to time PyTorch eager")
     p.add_argument("--no-compare", action="store_true", help="skip the backends side by side")
     p.add_argument("--no-flops", action="store_true", help="skip the multiply-accumulate count and the peak measurement")
     p.add_argument("--json", dest="json_out", type=Path, help="write the full report as JSON here")
