@@ -12,7 +12,8 @@ Reproduces the layout of seed 000's evaluation on synthetic films with exact tru
 - "Dice any name": each truth vertebra's best Dice with any prediction, whatever its name, to
   separate outlining errors from naming errors; for well outlined vertebrae (IoU > 0.5) the
   share named right, one level off, further off or unnamed; and the share of films where a
-  reference (C2 / S1) was found at all.
+  reference (C2 / S1) was found at all;
+- the ensemble's gain over each single network with a 95 % paired bootstrap interval over films.
 
 Each film is generated in memory from a test seed (>= 900000, never used in training) and the
 two networks run ONCE per film; their raw outlines (U-Net components Cu, Mask R-CNN instances Cm
@@ -232,6 +233,30 @@ def evaluate_set(film_set: FilmSet, method, metrics: EvalConfig) -> tuple[EvalRe
     return evaluate(film_set.truth, predictions, config=metrics), extra
 
 
+def film_dice(film_set: FilmSet, method, metrics: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Mean named Dice of each film and its number of named truth vertebrae (the weights that
+    make the pooled mean of :func:`vertxnet.metrics.evaluate`)."""
+    means, counts = [], []
+    for t, r in zip(film_set.truth, film_set.raw):
+        means.append(evaluate([t], [method(t, r)], config=metrics).dice_mean)
+        counts.append(sum(a.level is not None for a in t.annotations))
+    return np.asarray(means), np.asarray(counts, dtype=np.float64)
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, weights: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Pooled mean Dice of ``a`` minus ``b`` (same films) with a 95 % bootstrap interval over films."""
+    if weights.sum() <= 0:
+        return {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0, "films_better": 0, "films_worse": 0, "films": len(a)}
+    rng = np.random.default_rng(seed)
+    diff = a - b
+    idx = rng.integers(0, len(a), size=(resamples, len(a)))
+    w = weights[idx]
+    boot = np.sum(diff[idx] * w, axis=1) / np.maximum(np.sum(w, axis=1), 1e-12)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"difference": float(np.sum(diff * weights) / weights.sum()), "ci95_low": float(low), "ci95_high": float(high),
+            "films_better": int(np.sum(diff > 1e-9)), "films_worse": int(np.sum(diff < -1e-9)), "films": len(a)}
+
+
 def summary(report: EvalReport, extra: dict[str, float]) -> dict[str, float]:
     d = report.to_dict()
     return {
@@ -271,9 +296,14 @@ def run_accuracy(config: AccuracyConfig, progress=None) -> dict[str, Any]:
     for film_set in sets:
         entry: dict[str, Any] = {"view": film_set.view, "difficulty": film_set.difficulty, "seed": film_set.seed,
                                  "films": len(film_set.truth), "methods": {}, "ablation": {"eta": {}, "lam": {}}}
+        per_film: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, method in methods.items():
             report, extra = evaluate_set(film_set, method, metrics)
-            entry["methods"][name] = {"summary": summary(report, extra), "report": report.to_dict()}
+            per_film[name] = film_dice(film_set, method, metrics)
+            entry["methods"][name] = {"summary": summary(report, extra), "report": report.to_dict(),
+                                      "per_film_dice": [float(v) for v in per_film[name][0]]}
+        entry["ensemble_minus"] = {name: paired_bootstrap(per_film["VertXNet"][0], per_film[name][0], per_film[name][1])
+                                   for name in ("U-Net", "Mask R-CNN")}
         for eta in config.etas:
             entry["ablation"]["eta"][f"{eta:g}"] = summary(*evaluate_set(film_set, lambda t, r, e=eta: vertxnet(t, r, cfg, e, cfg.lam), metrics))
         for lam in config.lams:
@@ -349,6 +379,14 @@ def markdown(payload: dict[str, Any]) -> str:
             out.append("| " + " | ".join([f"{s['view']} {s['difficulty']} / {name}",
                                           *(f"{m[k]:.3f}" for k in ("dice_mean", "dice_any_name", "pq_0.7", "pq_0.8", "identification_accuracy", "detection_rate", "reference_found")),
                                           str(m["n_truth"]), str(m["n_pred"])]) + " |")
+    out += ["", "### VertXNet minus each single network: pooled mean Dice, 95 % paired bootstrap interval over films", ""]
+    out += _header("Set", ["vs U-Net", "films better / worse", "vs Mask R-CNN", "films better / worse"])
+    for s in sets.values():
+        cells = []
+        for name in ("U-Net", "Mask R-CNN"):
+            d = s["ensemble_minus"][name]
+            cells += [f"{d['difference']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}]", f"{d['films_better']} / {d['films_worse']} of {d['films']}"]
+        out.append("| " + " | ".join([f"{s['view']} {s['difficulty']}", *cells]) + " |")
     out += ["", "### Outlines and names per method (truth vertebrae outlined at IoU > 0.5, and how they were named)", ""]
     out += _header("Set / method", ["outlined", "name right", "one level off", "further off", "unnamed"])
     for s in sets.values():

@@ -36,6 +36,12 @@ def test_accuracy_on_a_few_films_writes_the_three_methods(tmp_path):
             assert 0.0 <= s["dice_mean"] <= 1.0 and 0.0 <= s["pq_0.7"] <= 1.0
             assert s["n_truth"] > 0
         assert set(entry["ablation"]["eta"]) == {"0.4", "0.6"} and set(entry["ablation"]["lam"]) == {"2", "3"}
+        # The per-film comparison pools to the same means as the tables.
+        for name in ("U-Net", "Mask R-CNN"):
+            gain = entry["ensemble_minus"][name]
+            expected = entry["methods"]["VertXNet"]["summary"]["dice_mean"] - entry["methods"][name]["summary"]["dice_mean"]
+            assert gain["difference"] == pytest.approx(expected, abs=1e-9)
+            assert gain["ci95_low"] <= gain["difference"] + 1e-9 and gain["difference"] <= gain["ci95_high"] + 1e-9
         # eta 0.6 and lam 2 are the bundle defaults here: the ablation reproduces the main row.
         if payload["thresholds"]["eta"] == 0.6 and payload["thresholds"]["lam"] == 2.0:
             assert entry["ablation"]["eta"]["0.6"] == entry["methods"]["VertXNet"]["summary"]
