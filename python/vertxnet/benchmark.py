@@ -15,9 +15,9 @@ What one :func:`run_benchmark` call measures, all in the same process:
    Runtime CPU with the runtime module's default session (the baseline), with other session
    options (threads, spinning, execution mode, graph optimisation level, memory arena), the
    bundle's INT8 / FP16 variants, other execution providers present here, and PyTorch eager on
-   the training checkpoints when they are given and torch is installed. Variants run
-   round-robin (one run of each per repeat) and are reported as medians and as speed-ups over
-   the baseline.
+   the training checkpoints when they are given and torch is installed. Variants take turns in
+   blocks of consecutive runs over three rounds and are reported as medians and as speed-ups
+   over the baseline.
 5. Optionally the **multiply-accumulate count** of each network (:func:`count_macs`) and the
    share of this machine's measured float32 matrix-product peak that the baseline reaches.
 
@@ -457,8 +457,13 @@ def _outputs_diff(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
     return worst
 
 
+#: Rounds of the backend comparison (each variant runs one block of consecutive runs per round).
+ROUNDS = 3
+
+
 def compare_variants(variants: Sequence[Variant], tensors: Sequence[np.ndarray], warmup: int, runs: int) -> list[VariantResult]:
-    """Time each model under each variant, round-robin over the variants in every repeat."""
+    """Time each model under each variant: ``warmup`` untimed runs, then ``runs`` timed runs
+    split into :data:`ROUNDS` blocks, the variants taking turns block by block."""
     results = [VariantResult(v.name, v.description) for v in variants]
     for model in MODELS:
         runners: list[tuple[VariantResult, Callable]] = []
@@ -482,16 +487,22 @@ def compare_variants(variants: Sequence[Variant], tensors: Sequence[np.ndarray],
                 if diff is not None:
                     result.max_abs_diff[model] = diff
         runners = [(r, run) for r, run in runners if model not in r.unavailable]
-        for i in range(warmup):
-            for _, run in runners:
-                run(tensors[i % len(tensors)])
         timings: dict[str, list[float]] = {r.name: [] for r, _ in runners}
-        for i in range(runs):
-            x = tensors[i % len(tensors)]
-            for result, run in runners:
-                t = time.perf_counter()
-                run(x)
-                timings[result.name].append((time.perf_counter() - t) * 1e3)
+        # Blocks of consecutive runs per variant, in ROUNDS rounds with the order rotated: load
+        # from other processes drifts over all variants alike, while a variant's spinning
+        # thread pool (ORT, OpenMP) only disturbs the untimed warm-up of the block after it.
+        blocks = min(ROUNDS, runs)
+        sizes = [runs // blocks + (1 if b < runs % blocks else 0) for b in range(blocks)]
+        for b, size in enumerate(sizes):
+            order = runners[b % len(runners):] + runners[: b % len(runners)] if runners else []
+            for result, run in order:
+                for i in range(max(1, warmup) if b == 0 else 1):
+                    run(tensors[i % len(tensors)])
+                for i in range(size):
+                    x = tensors[i % len(tensors)]
+                    t = time.perf_counter()
+                    run(x)
+                    timings[result.name].append((time.perf_counter() - t) * 1e3)
         for result, _ in runners:
             result.times[model] = Summary.of(timings[result.name])
         del runners
