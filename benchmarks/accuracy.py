@@ -53,12 +53,10 @@ if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
 from vertxnet.core import ensemble, intersection_area, polygon_area, polygon_centroid, zip_labels  # noqa: E402
 from vertxnet.datasets import Annotation, Record, write_json_atomic  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
-from vertxnet.io import from_array  # noqa: E402
 from vertxnet.levels import level_index  # noqa: E402
 from vertxnet.metrics import EvalConfig, EvalReport, evaluate  # noqa: E402
 from vertxnet.phantom import PhantomConfig, generate  # noqa: E402
 from vertxnet.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from vertxnet.preprocess import prepare  # noqa: E402
 
 METHODS = ("U-Net", "Mask R-CNN", "VertXNet")
 VIEWS = ("cervical", "lumbar")
@@ -181,11 +179,9 @@ def collect(config: AccuracyConfig, pipe: Pipeline, progress=None) -> list[FilmS
                 image, truth = generate(phantom, i)
                 truth.image = None
                 truth.image_id = i + 1
-                tensor, box = prepare(from_array(image).pixels, pipe.bundle.preprocess)
-                unet_polys = pipe._segment_unet(tensor, box)[0]
-                mrcnn_polys, classes, scores = pipe._detect_instances(tensor, box)[:3]
+                raw = pipe.outlines(image)
                 film_set.truth.append(truth)
-                film_set.raw.append(RawOutputs(unet_polys, mrcnn_polys, list(classes), [float(s) for s in scores]))
+                film_set.raw.append(RawOutputs(raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores))
             if progress:
                 progress(f"{film_set.name}: {config.n} films through both networks")
             sets.append(film_set)

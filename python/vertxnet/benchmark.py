@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,21 +165,12 @@ def _write_pngs(films: Sequence[np.ndarray], folder: Path) -> list[Path]:
 # Pipeline: per-stage latency and throughput
 
 
-def _process(pipe: Pipeline, path: Path, executor: ThreadPoolExecutor | None) -> int:
-    """Decode → preprocess → both networks → ensemble → labels; the networks run concurrently
-    on ``executor``, or one after the other without it. Returns the number of named vertebrae."""
-    loaded = load_image(path)
-    tensor, box = prepare(loaded.pixels, pipe.bundle.preprocess)
-    if executor is None:
-        unet_polys = pipe._segment_unet(tensor, box)[0]
-        mrcnn_polys, classes, scores = pipe._detect_instances(tensor, box)[:3]
-    else:
-        unet_job = executor.submit(pipe._segment_unet, tensor, box)
-        mrcnn_job = executor.submit(pipe._detect_instances, tensor, box)
-        unet_polys = unet_job.result()[0]
-        mrcnn_polys, classes, scores = mrcnn_job.result()[:3]
+def _process(pipe: Pipeline, path: Path, concurrent: bool) -> int:
+    """Decode → preprocess → both networks (concurrently, or one after the other) → ensemble →
+    labels. Returns the number of named vertebrae."""
+    raw = pipe.outlines(load_image(path), concurrent=concurrent)
     cfg = pipe.config
-    masks = ensemble(unet_polys, mrcnn_polys, classes, scores, eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area)
+    masks = ensemble(raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores, eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area)
     labelling = zip_labels(masks, gap_factor=cfg.gap_factor)
     return sum(label is not None for label in labelling.labels)
 
@@ -229,18 +219,16 @@ def time_pipeline(pipe: Pipeline, paths: Sequence[Path], warmup: int, runs: int,
         found.append(sum(v.label is not None for v in result.vertebrae))
 
     concurrent, sequential = [], []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertx-bench") as executor:
-        for i in range(warmup):
-            _process(pipe, paths[i % len(paths)], executor)
-            _process(pipe, paths[i % len(paths)], None)
-        for i in range(runs):
-            path = paths[i % len(paths)]
-            # Alternate which mode goes first so a burst of outside load does not favour one.
-            order = (executor, None) if i % 2 == 0 else (None, executor)
-            for mode in order:
-                t = time.perf_counter()
-                _process(pipe, path, mode)
-                (concurrent if mode is not None else sequential).append((time.perf_counter() - t) * 1e3)
+    for i in range(warmup):
+        _process(pipe, paths[i % len(paths)], True)
+        _process(pipe, paths[i % len(paths)], False)
+    for i in range(runs):
+        path = paths[i % len(paths)]
+        # Alternate which mode goes first so a burst of outside load does not favour one.
+        for mode in ((True, False) if i % 2 == 0 else (False, True)):
+            t = time.perf_counter()
+            _process(pipe, path, mode)
+            (concurrent if mode else sequential).append((time.perf_counter() - t) * 1e3)
     return PipelineFigures(
         backend=pipe.backend,
         precision=precision,

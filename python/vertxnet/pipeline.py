@@ -52,6 +52,21 @@ FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 
 
 
 @dataclass(frozen=True)
+class NetworkOutlines:
+    """Both networks' outlines of one image in original pixels, before the ensemble: the sets
+    ``Cu`` (U-Net components) and ``Cm`` (Mask R-CNN instances, with class and score) of SPEC §2.
+
+    ``timings_ms`` has the stages that produced them: preprocess, unet, maskrcnn, trace.
+    """
+
+    unet: list[np.ndarray]
+    mrcnn: list[np.ndarray]
+    mrcnn_classes: list[str]
+    mrcnn_scores: list[float]
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Thresholds of the pipeline. ``None`` means "take the bundle manifest's value".
 
@@ -255,27 +270,42 @@ class Pipeline:
         loaded = self._load(image)
         return loaded, _ms_since(t0)
 
-    def _predict_loaded(self, loaded: LoadedImage, decode_ms: float) -> Result:
-        # total = decode + the rest; in predict_many the decode overlapped the previous image.
-        t_start = time.perf_counter()
-        cfg = self.config
-        timings = {"decode": decode_ms}
+    def outlines(self, image: ImageSource, *, concurrent: bool = True) -> NetworkOutlines:
+        """Run both networks on one image and return their outlines before the ensemble.
+
+        For ablations and benchmarks that re-run the ensemble or evaluate each network alone
+        without running the networks again. ``concurrent=False`` runs them one after the other.
+        """
+        return self._network_outlines(self._load(image), concurrent=concurrent)
+
+    def _network_outlines(self, loaded: LoadedImage, *, concurrent: bool = True) -> NetworkOutlines:
         t = time.perf_counter()
         try:
             tensor, box = prepare(loaded.pixels, self.bundle.preprocess)
         except ValueError as exc:
             raise InputError(loaded.path, str(exc)) from None
-        timings["preprocess"] = _ms_since(t)
+        preprocess_ms = _ms_since(t)
+        if concurrent:
+            unet_job = self._executor.submit(self._segment_unet, tensor, box)
+            mrcnn_job = self._executor.submit(self._detect_instances, tensor, box)
+            unet_polys, unet_ms, unet_trace_ms = unet_job.result()
+            mrcnn_polys, classes, scores, mrcnn_ms, mrcnn_trace_ms = mrcnn_job.result()
+        else:
+            unet_polys, unet_ms, unet_trace_ms = self._segment_unet(tensor, box)
+            mrcnn_polys, classes, scores, mrcnn_ms, mrcnn_trace_ms = self._detect_instances(tensor, box)
+        timings = {"preprocess": preprocess_ms, "unet": unet_ms, "maskrcnn": mrcnn_ms, "trace": unet_trace_ms + mrcnn_trace_ms}
+        return NetworkOutlines(unet_polys, mrcnn_polys, list(classes), [float(v) for v in scores], timings)
 
-        unet_job = self._executor.submit(self._segment_unet, tensor, box)
-        mrcnn_job = self._executor.submit(self._detect_instances, tensor, box)
-        unet_polys, unet_ms, unet_trace_ms = unet_job.result()
-        mrcnn_polys, classes, scores, mrcnn_ms, mrcnn_trace_ms = mrcnn_job.result()
-        timings.update(unet=unet_ms, maskrcnn=mrcnn_ms, trace=unet_trace_ms + mrcnn_trace_ms)
+    def _predict_loaded(self, loaded: LoadedImage, decode_ms: float) -> Result:
+        # total = decode + the rest; in predict_many the decode overlapped the previous image.
+        t_start = time.perf_counter()
+        cfg = self.config
+        raw = self._network_outlines(loaded)
+        timings = {"decode": decode_ms, **raw.timings_ms}
 
         t = time.perf_counter()
         masks = ensemble(
-            unet_polys, mrcnn_polys, classes, scores,
+            raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores,
             eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area,
         )  # fmt: skip
         timings["ensemble"] = _ms_since(t)

@@ -1,0 +1,41 @@
+"""Pipeline.outlines: the raw network outlines that predict() merges."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vertxnet import Pipeline
+from vertxnet.core import ensemble, zip_labels
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lumbar_phantom.png"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    with Pipeline() as p:
+        yield p
+
+
+def test_predict_is_the_ensemble_of_the_outlines(pipe):
+    raw = pipe.outlines(EXAMPLE)
+    assert raw.unet and raw.mrcnn
+    assert len(raw.mrcnn) == len(raw.mrcnn_classes) == len(raw.mrcnn_scores)
+    assert set(raw.timings_ms) == {"preprocess", "unet", "maskrcnn", "trace"}
+    cfg = pipe.config
+    masks = ensemble(raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores,
+                     eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area)
+    labelling = zip_labels(masks, gap_factor=cfg.gap_factor)
+    kept = [i for i in range(len(masks)) if i not in labelling.excluded]
+    result = pipe.predict(EXAMPLE)
+    assert [v.label for v in result.vertebrae] == [labelling.labels[i] for i in kept]
+    for vertebra, i in zip(result.vertebrae, kept, strict=True):
+        np.testing.assert_allclose(vertebra.polygon, masks[i].polygon)
+
+
+def test_sequential_and_concurrent_runs_give_the_same_outlines(pipe):
+    a = pipe.outlines(EXAMPLE, concurrent=True)
+    b = pipe.outlines(EXAMPLE, concurrent=False)
+    assert a.mrcnn_classes == b.mrcnn_classes and a.mrcnn_scores == b.mrcnn_scores
+    for p, q in zip(a.unet + a.mrcnn, b.unet + b.mrcnn, strict=True):
+        np.testing.assert_array_equal(p, q)
