@@ -35,7 +35,9 @@ def star_polygons(draw, *, max_vertices: int = 60, max_size: float = 400.0):
     # inside and the ring is simple.
     offsets = np.array(draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n)))
     angles = 2 * math.pi * (np.arange(n) + offsets) / n
-    size = draw(st.floats(2.0, max_size))
+    # Outline sizes of vertebrae and blobs (tens to hundreds of px): features stay far above the
+    # 1/1024 px grid, below which Clipper and shapely may join or split parts differently.
+    size = draw(st.floats(20.0, max_size))
     radii = np.array(draw(st.lists(st.floats(0.15, 1.0), min_size=n, max_size=n))) * size
     cx = draw(st.floats(-2000, 2000))
     cy = draw(st.floats(-2000, 2000))
