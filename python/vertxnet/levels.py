@@ -17,7 +17,7 @@ MRCNN_CLASSES: tuple[str, ...] = ("background", "vertebra", "C2", "S1")
 
 
 def level_index(name: str) -> int:
-    """1-based index of a level name (C1 → 1 … S1 → 26); ValueError for an unknown name."""
+    """1-based index of a level name (C1 → 1 … S1 → 25); ValueError for an unknown name."""
     try:
         return _INDEX[name] + 1
     except KeyError:
