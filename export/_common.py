@@ -8,6 +8,7 @@ the letterbox padding at 0, which is what inference always feeds the networks th
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import random
@@ -15,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -55,6 +56,28 @@ def configure_torch(device: str, threads: int) -> "Any":
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     return torch.device(device)
+
+
+def parse_args(parser: "argparse.ArgumentParser", argv: Sequence[str] | None) -> "argparse.Namespace | int":
+    """Parsed arguments, or argparse's exit status (2 for a usage error, 0 after --help) so that
+    ``main`` returns it instead of raising SystemExit."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def run_cli(work: "Callable[[], Any]", errors: tuple[type[BaseException], ...]) -> int:
+    """Run ``work``; print what it returns (a path, or paths one a line) and return 0, or print
+    the expected ``errors`` as one ``error:`` line and return 1."""
+    try:
+        out = work()
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for item in out if isinstance(out, (list, tuple)) else [out]:
+        print(item)
+    return 0
 
 
 def git_commit() -> str | None:

@@ -191,11 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = C.parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     config = TRTBuildConfig(
         bundle=args.bundle,
         precisions=args.precision or ["fp16"],
@@ -204,13 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         calibration_images=args.calibration_images,
         workspace_mib=args.workspace_mib,
     )
-    try:
-        for path in build_trt(config):
-            print(path)
-    except (TensorRTUnavailable, VertxError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return C.run_cli(lambda: list(build_trt(config)), (TensorRTUnavailable, VertxError, ValueError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -134,11 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = C.parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     config = EvaluateConfig(
         bundle=args.bundle,
         data=args.data,

@@ -425,11 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = C.parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     if not args.no_int8 and args.calibration_data is None:
         print("error: --calibration-data is required for the INT8 variant (or pass --no-int8)", file=sys.stderr)
         return 2
@@ -451,13 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fp16=not args.no_fp16,
         threads=args.threads,
     )
-    try:
-        out = export_bundle(config)
-    except (VertxError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+    return C.run_cli(lambda: export_bundle(config), (VertxError, ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

@@ -322,11 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = C.parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     config = MaskRCNNTrainConfig(
         train=args.train,
         val=args.val,
@@ -350,15 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         augment=C.AugmentConfig(enabled=not args.no_augment),
     )
-    try:
+
+    def work() -> Path:
         Path(args.run).mkdir(parents=True, exist_ok=True)
         C.append_command(Path(args.run), C.command_line(argv, "train_maskrcnn.py"))
-        best = train_maskrcnn(config)
-    except (VertxError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(best)
-    return 0
+        return train_maskrcnn(config)
+
+    return C.run_cli(work, (VertxError, ValueError, FileNotFoundError, RuntimeError))
 
 
 if __name__ == "__main__":
