@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ._args import finite_float, positive_int
+
 FORMATS = ("json", "coco", "mask", "overlay", "dicom-seg")
 SUFFIXES = {"json": ".json", "coco": ".coco.json", "mask": ".mask.png", "overlay": ".overlay.png", "dicom-seg": ".seg.dcm"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"}
@@ -271,26 +273,6 @@ def _formats(text: str) -> tuple[str, ...]:
     return items
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from ..runtime import BACKEND_NAMES
 
@@ -306,13 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="run the bundle's fp16/int8 model variants where it has them (default: fp32)")
     parser.add_argument("--format", dest="formats", type=_formats, default=("json",), metavar="LIST", help=f"comma-separated outputs among {','.join(FORMATS)} (default: json)")
     parser.add_argument("--recursive", action="store_true", help="search folders and ** globs recursively")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads per model (default: half the cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="threads per model (default: half the cores)")
     parser.add_argument("--mask-bits", type=int, choices=(8, 16), default=8, help="bit depth of the label PNG (default: 8)")
     parser.add_argument("--no-timings", action="store_true", help="leave timings_ms out of the JSON, so repeated runs give identical files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     group = parser.add_argument_group("thresholds (default: the bundle manifest's)")
     for name, help_text in THRESHOLD_OPTIONS.items():
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_number, default=None, metavar="X", help=help_text)
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=finite_float, default=None, metavar="X", help=help_text)
     return parser
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._args import non_negative_int, positive_int
 from ..phantom import DIFFICULTIES, KNOB_NAMES, VIEWS, PhantomConfig, generate_dataset
 
 
@@ -50,26 +51,6 @@ def run_phantom(job: PhantomJob) -> Path:
             bar.close()
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
 def _knob(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     if not sep or name not in KNOB_NAMES:
@@ -83,10 +64,10 @@ def _knob(text: str) -> tuple[str, float]:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vertx-phantom", description="Synthetic lateral spine radiographs with exact vertebral-body truth.")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (created if needed)")
-    p.add_argument("--n", type=_positive_int, default=16, help="number of images (default 16)")
+    p.add_argument("--n", type=positive_int, default=16, help="number of images (default 16)")
     p.add_argument("--view", choices=VIEWS, default="mixed", help="cervical, lumbar or mixed (default)")
-    p.add_argument("--size", type=_positive_int, default=512, help="longer image side in pixels (default 512)")
-    p.add_argument("--seed", type=_seed, default=0, help="data-set seed (default 0); image i uses seed and i")
+    p.add_argument("--size", type=positive_int, default=512, help="longer image side in pixels (default 512)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="data-set seed (default 0); image i uses seed and i")
     p.add_argument("--difficulty", choices=DIFFICULTIES, default="normal", help="knob preset (default normal)")
     p.add_argument("--knob", type=_knob, action="append", default=[], metavar="NAME=VALUE",
                    help="override one knob of the preset (repeatable): " + ", ".join(KNOB_NAMES))

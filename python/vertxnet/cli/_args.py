@@ -1,0 +1,34 @@
+"""Argument types shared by the command-line tools (argparse turns their errors into exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _integer_at_least(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _integer_at_least(text, 1, "positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return _integer_at_least(text, 0, "non-negative integer")
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
