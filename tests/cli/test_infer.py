@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import jsonschema
 import numpy as np
+
+import vertxnet
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,7 +242,8 @@ def test_tampered_bundle_exits_1_naming_the_file(bundle, film, tmp_path, capsys)
 
 def test_console_entry_point_runs_as_a_module(bundle, film, tmp_path):
     src = _png(tmp_path / "f.png", film)
-    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"}
+    # The vertxnet this test imported (installed, or the source tree with its built core).
+    env = {"PYTHONPATH": str(Path(vertxnet.__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-m", "vertxnet.cli.infer", str(src), "-o", str(tmp_path / "o"), "--model", str(bundle)],
         capture_output=True, text=True, env=env, timeout=120,

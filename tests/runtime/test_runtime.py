@@ -129,5 +129,8 @@ def test_inference_path_never_imports_torch():
         "import sys, vertxnet.pipeline, vertxnet.cli.infer, vertxnet.runtime.tensorrt, vertxnet.result; "
         "sys.exit(1 if 'torch' in sys.modules or 'torchvision' in sys.modules else 0)"
     )
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "python"), "PATH": "/usr/bin:/bin"}
+    import vertxnet
+
+    # The vertxnet this test imported (installed, or the source tree with its built core).
+    env = {"PYTHONPATH": str(Path(vertxnet.__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
