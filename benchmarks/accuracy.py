@@ -51,6 +51,7 @@ if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
 from vertxnet.core import ensemble, intersection_area, polygon_area, polygon_centroid, zip_labels  # noqa: E402
+from vertxnet.cli._args import parse_args  # noqa: E402
 from vertxnet.datasets import Annotation, Record, write_json_atomic  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 from vertxnet.levels import level_index  # noqa: E402
@@ -443,10 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return 0 if exc.code in (0, None) else 2
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         config = AccuracyConfig(
             bundle=args.model, n=args.n, size=args.size, seed=args.seed,

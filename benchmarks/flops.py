@@ -28,6 +28,7 @@ if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
 from vertxnet.benchmark import MODELS, Summary, count_macs, machine_info, measure_peak_flops, phantom_films  # noqa: E402
+from vertxnet.cli._args import parse_args  # noqa: E402
 from vertxnet.bundle import load_bundle  # noqa: E402
 from vertxnet.datasets import write_json_atomic  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
@@ -123,10 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return 0 if exc.code in (0, None) else 2
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         config = FlopsConfig(bundle=args.model, size=args.size, seed=args.seed, runs=args.runs,
                              matrix_n=args.matrix_n, threads=args.threads, json_out=args.json_out)

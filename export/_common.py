@@ -8,7 +8,6 @@ the letterbox padding at 0, which is what inference always feeds the networks th
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import random
@@ -26,6 +25,7 @@ if str(REPO_ROOT / "python") not in sys.path and not any(Path(p, "vertxnet").is_
     # Running from a source checkout without `pip install -e .`: use the in-tree package.
     sys.path.insert(0, str(REPO_ROOT / "python"))
 
+from vertxnet.cli._args import parse_args  # noqa: E402,F401  (re-exported for the scripts)
 from vertxnet.datasets import Record, read_coco  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES, mrcnn_class_of  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, apply_clahe, letterbox, window01  # noqa: E402
@@ -57,14 +57,6 @@ def configure_torch(device: str, threads: int) -> "Any":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     return torch.device(device)
 
-
-def parse_args(parser: "argparse.ArgumentParser", argv: Sequence[str] | None) -> "argparse.Namespace | int":
-    """Parsed arguments, or argparse's exit status (2 for a usage error, 0 after --help) so that
-    ``main`` returns it instead of raising SystemExit."""
-    try:
-        return parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
 
 
 def run_cli(work: "Callable[[], Any]", errors: tuple[type[BaseException], ...]) -> int:

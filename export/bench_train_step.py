@@ -21,6 +21,8 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common as C  # noqa: E402
+
 
 def _step_fn(which: str, size: int):
     import torch
@@ -85,10 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="threads for the sequential runs")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--size", type=int, default=256)
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = C.parse_args(p, argv)
+    if isinstance(args, int):
+        return args
     seq = {w: time_steps(w, args.threads, args.repeats, args.size) for w in ("unet", "maskrcnn")}
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

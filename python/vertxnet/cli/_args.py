@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """Parsed arguments, or the exit status argparse chose (0 after --help, 2 for a usage error,
+    which it has already explained on stderr), so that ``main`` returns it instead of exiting."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code in (0, None) else 2
 
 
 def _integer_at_least(text: str, minimum: int, what: str) -> int:

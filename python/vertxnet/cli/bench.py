@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..benchmark import BenchConfig, run_benchmark
+from ._args import parse_args
 from ..datasets import write_json_atomic
 from ..errors import VertxError
 from ..runtime import BACKEND_NAMES
@@ -41,11 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed usage and the reason
-        return 0 if exc.code in (0, None) else 2
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         config = BenchConfig(
             bundle=args.model, backend=args.backend, precision=args.precision, size=args.size, images=args.images,

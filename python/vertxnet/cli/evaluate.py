@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..datasets import Record, read_coco, read_infer_json, write_json_atomic
+from ._args import parse_args
 from ..errors import InputError
 from ..metrics import EvalConfig, EvalReport, evaluate
 
@@ -88,10 +89,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse has printed usage and the reason
-        return 0 if exc.code in (0, None) else 2
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     job = EvaluateJob(truth=args.truth, pred=args.pred, json_out=args.json_out, metrics=EvalConfig(pair_by=args.pair_by))
     try:
         outcome = run_evaluation(job)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ._args import finite_float, positive_int
+from ._args import finite_float, parse_args, positive_int
 
 FORMATS = ("json", "coco", "mask", "overlay", "dicom-seg")
 SUFFIXES = {"json": ".json", "coco": ".coco.json", "mask": ".mask.png", "overlay": ".overlay.png", "dicom-seg": ".seg.dcm"}
@@ -301,11 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import BundleError
 
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed its usage message
-        return 0 if exc.code == 0 else 2
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     config = InferConfig(
         inputs=tuple(args.inputs),
         outdir=args.outdir,

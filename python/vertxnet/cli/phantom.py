@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._args import non_negative_int, positive_int
+from ._args import non_negative_int, parse_args, positive_int
 from ..phantom import DIFFICULTIES, KNOB_NAMES, VIEWS, PhantomConfig, generate_dataset
 
 
@@ -77,11 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse printed help or a one-line error
-        return int(exc.code or 0)
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         config = PhantomConfig(view=args.view, size=args.size, seed=args.seed, difficulty=args.difficulty,
                                overrides=tuple(args.knob))

@@ -1,0 +1,25 @@
+import argparse
+
+import pytest
+
+from vertxnet.cli._args import finite_float, non_negative_int, parse_args, positive_int
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="tool")
+    p.add_argument("--n", type=positive_int, required=True)
+    return p
+
+
+def test_parse_args_returns_the_namespace_or_argparse_exit_status(capsys):
+    assert parse_args(_parser(), ["--n", "3"]).n == 3
+    assert parse_args(_parser(), ["--n", "0"]) == 2
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
+    assert parse_args(_parser(), []) == 2
+    assert parse_args(_parser(), ["--help"]) == 0
+
+
+@pytest.mark.parametrize("convert,text", [(positive_int, "0"), (non_negative_int, "-1"), (finite_float, "nan"), (finite_float, "x")])
+def test_argument_types_refuse_bad_values(convert, text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        convert(text)
