@@ -29,6 +29,7 @@ from vertxnet.cli._args import parse_args  # noqa: E402,F401  (re-exported for t
 from vertxnet.datasets import Record, read_coco  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES, mrcnn_class_of  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, apply_clahe, letterbox, window01  # noqa: E402
+from randomise import RandomiseConfig, StyleBank, randomise_appearance  # noqa: E402
 
 REFERENCE_LABELS = (MRCNN_CLASSES.index("C2"), MRCNN_CLASSES.index("S1"))
 
@@ -127,10 +128,10 @@ def prepare_sample(record: Record, pre: PreprocessConfig) -> Sample:
     content[y0:y1, x0:x1] = 1
     polygons, labels = [], []
     for ann in record.annotations:
-        if ann.level is None:
-            continue  # unnamed vertebrae cannot be given a Mask R-CNN class
+        # An unnamed vertebra (COCO category 27, e.g. a pseudo-label on a real film) is still a
+        # vertebra: it trains the U-Net and the Mask R-CNN's plain "vertebra" class.
         polygons.append(box.to_model(ann.polygon))
-        labels.append(MRCNN_CLASSES.index(mrcnn_class_of(ann.level)))
+        labels.append(MRCNN_CLASSES.index("vertebra" if ann.level is None else mrcnn_class_of(ann.level)))
     return Sample(canvas.astype(np.float32), content, polygons, labels)
 
 
@@ -188,6 +189,8 @@ class AugmentConfig:
     hflip_probability: float = 0.5
     noise_std_max: float = 0.03
     enabled: bool = True
+    #: appearance randomisation for transfer to real films (export/randomise.py); None = off
+    randomise: "RandomiseConfig | None" = None
 
 
 def augment(sample: Sample, rng: np.random.Generator, cfg: AugmentConfig) -> Sample:
@@ -221,6 +224,8 @@ def augment(sample: Sample, rng: np.random.Generator, cfg: AugmentConfig) -> Sam
     if noise_std > 0:
         canvas = canvas + rng.normal(0.0, noise_std, size=canvas.shape)
     canvas = np.clip(canvas, 0.0, 1.0).astype(np.float32) * content  # padding stays exactly 0
+    if cfg.randomise is not None:
+        canvas = randomise_appearance(canvas, content, rng, cfg.randomise)
     return Sample(canvas.astype(np.float32), content, polygons, list(sample.labels))
 
 
@@ -245,6 +250,29 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.nd
     order = rng.permutation(n)
     for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
         yield order[i : i + batch_size]
+
+
+def add_augment_arguments(parser: Any) -> None:
+    """Training-data options shared by both training scripts."""
+    parser.add_argument("--no-augment", action="store_true", help="no geometric, intensity or appearance augmentation")
+    parser.add_argument(
+        "--randomise", choices=("strong", "off"), default="off",
+        help="appearance randomisation for transfer to real films (export/randomise.py): tone curves, "
+        "edge enhancement, noise, collimation, bars, text, markers, JPEG, real-film style",
+    )  # fmt: skip
+    parser.add_argument("--style-films", type=Path, help="folder of UNLABELLED real films whose style (FDA / histogram) training images take on")
+    parser.add_argument("--style-limit", type=int, default=200, help="at most this many style films are loaded")
+
+
+def augment_config(args: Any) -> AugmentConfig:
+    """The AugmentConfig the options of :func:`add_augment_arguments` ask for."""
+    if args.style_films is not None and args.randomise == "off":
+        raise ValueError("--style-films needs --randomise strong")
+    randomise = None
+    if args.randomise == "strong":
+        bank = StyleBank.from_folder(args.style_films, limit=args.style_limit) if args.style_films else None
+        randomise = RandomiseConfig(style_bank=bank)
+    return AugmentConfig(enabled=not args.no_augment, randomise=randomise)
 
 
 # ---------------------------------------------------------------------------------------------

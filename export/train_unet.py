@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-train-images", type=int)
-    p.add_argument("--no-augment", action="store_true")
+    C.add_augment_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -304,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = C.parse_args(build_parser(), argv)
     if isinstance(args, int):
         return args
+    try:
+        augment = C.augment_config(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     config = UNetTrainConfig(
         train=args.train,
         val=args.val,
@@ -324,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         threads=args.threads,
         resume=args.resume,
-        augment=C.AugmentConfig(enabled=not args.no_augment),
+        augment=augment,
     )
 
     def work() -> Path:

@@ -35,3 +35,33 @@ def mrcnn_class_of(level: str) -> str:
     """The Mask R-CNN class a level is trained as: the two references keep their names."""
     level_index(level)
     return level if level in ("C2", "S1") else "vertebra"
+
+
+#: The regions a lateral film may show, top to bottom (the view model's classes).
+VIEWS: tuple[str, ...] = ("cervical", "cervicothoracic", "thoracic", "thoracolumbar", "lumbar")
+
+
+def view_of_levels(levels: "list[str] | tuple[str, ...]") -> str | None:
+    """The region a film shows, from the levels visible on it (None when none is named).
+
+    cervical: no more than one thoracic level beside cervical ones; lumbar: lumbar or sacral
+    levels with at most two thoracic ones above (the usual T11/T12 at the top of a lumbar film);
+    thoracic: at most one lumbar level beside thoracic ones; otherwise the two regions the film
+    spans (cervicothoracic or thoracolumbar).
+    """
+    if not levels:
+        return None
+    count = {"C": 0, "T": 0, "L": 0}
+    for name in levels:
+        level_index(name)
+        count["L" if name == "S1" else name[0]] += 1
+    c, t, low = count["C"], count["T"], count["L"]
+    if c and low:
+        return "cervicothoracic" if c >= low else "thoracolumbar"
+    if c:
+        return "cervical" if t <= 1 else "cervicothoracic"
+    if low:
+        if t <= 2:
+            return "lumbar"
+        return "thoracic" if low <= 1 else "thoracolumbar"
+    return "thoracic"
