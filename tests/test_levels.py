@@ -10,6 +10,7 @@ from vertxnet.levels import VIEWS, view_of_levels
     [
         (["C2", "C3", "C4", "C5", "C6", "C7"], "cervical"),
         (["C3", "C7", "T1"], "cervical"),
+        (["C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2"], "cervical"),
         (["C6", "C7", "T1", "T2", "T3"], "cervicothoracic"),
         (["T4", "T5", "T6", "T7", "T8", "T9"], "thoracic"),
         (["T9", "T10", "T11", "T12", "L1"], "thoracic"),

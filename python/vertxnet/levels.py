@@ -44,7 +44,7 @@ VIEWS: tuple[str, ...] = ("cervical", "cervicothoracic", "thoracic", "thoracolum
 def view_of_levels(levels: "list[str] | tuple[str, ...]") -> str | None:
     """The region a film shows, from the levels visible on it (None when none is named).
 
-    cervical: no more than one thoracic level beside cervical ones; lumbar: lumbar or sacral
+    cervical: no more than two thoracic levels beside cervical ones; lumbar: lumbar or sacral
     levels with at most two thoracic ones above (the usual T11/T12 at the top of a lumbar film);
     thoracic: at most one lumbar level beside thoracic ones; otherwise the two regions the film
     spans (cervicothoracic or thoracolumbar).
@@ -59,7 +59,7 @@ def view_of_levels(levels: "list[str] | tuple[str, ...]") -> str | None:
     if c and low:
         return "cervicothoracic" if c >= low else "thoracolumbar"
     if c:
-        return "cervical" if t <= 1 else "cervicothoracic"
+        return "cervical" if t <= 2 else "cervicothoracic"
     if low:
         if t <= 2:
             return "lumbar"
