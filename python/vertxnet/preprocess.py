@@ -44,14 +44,27 @@ class Letterbox:
         return self.pad_x, self.pad_y, self.pad_x + w, self.pad_y + h
 
 
+def colour_to_gray(rgb: np.ndarray, order: str = "RGB") -> np.ndarray:
+    """Gray (ITU-R BT.601 weights) from (H, W, 3) colour samples in ``order`` "RGB" or "BGR".
+
+    uint8, uint16 and float32 samples keep their type (OpenCV, rounded for integers); other
+    types come back as float32.
+    """
+    if order not in ("RGB", "BGR"):
+        raise ValueError(f"order must be 'RGB' or 'BGR', got {order!r}")
+    if rgb.dtype in (np.uint8, np.uint16, np.float32):
+        return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY if order == "RGB" else cv2.COLOR_BGR2GRAY)
+    weights = np.array([0.299, 0.587, 0.114] if order == "RGB" else [0.114, 0.587, 0.299], dtype=np.float64)
+    return (rgb.astype(np.float64) @ weights).astype(np.float32)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Grayscale view of a 2-D, (H, W, 1), (H, W, 3) or (H, W, 4) image; ValueError otherwise."""
+    """Grayscale view of a 2-D, (H, W, 1), (H, W, 3) or (H, W, 4) RGB(A) image; ValueError otherwise."""
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     elif img.ndim == 3 and img.shape[2] in (3, 4):
-        rgb = img[..., :3].astype(np.float32)
-        img = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        img = colour_to_gray(img[..., :3])
     if img.ndim != 2:
         raise ValueError(f"image must be 2-D grayscale or (H, W, 3|4) colour, got shape {np.shape(image)}")
     if img.shape[0] < 2 or img.shape[1] < 2:

@@ -13,7 +13,6 @@ from dicom_factory import make_dicom, radiograph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import vertxnet.io as vio
 from vertxnet.errors import InputError
 from vertxnet.io import load_image
 
@@ -52,7 +51,7 @@ def no_decoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the decoder must not run for this file")
 
-    monkeypatch.setattr(vio.cv2, "imdecode", refuse)
+    monkeypatch.setattr(cv2, "imdecode", refuse)
 
 
 # --------------------------------------------------------------------------- file system
