@@ -1,0 +1,1 @@
+"""Training and test data: synthetic phantoms, digitally reconstructed radiographs from CT, annotation formats."""
