@@ -12,6 +12,10 @@ LEVELS: tuple[str, ...] = (
 
 _INDEX = {name: i for i, name in enumerate(LEVELS)}
 
+#: COCO category name and id (= label-image value) of a vertebra without an anatomical name.
+UNNAMED_CATEGORY = "vertebra"
+UNNAMED_CATEGORY_ID = len(LEVELS) + 1
+
 #: Mask R-CNN classes; index 0 is the background.
 MRCNN_CLASSES: tuple[str, ...] = ("background", "vertebra", "C2", "S1")
 
