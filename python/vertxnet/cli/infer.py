@@ -9,7 +9,7 @@ extension-less DICOM files) and glob patterns. For each input ``<stem>`` it writ
 
     OUTDIR/<stem>.json          result JSON (SPEC §5, schema vertxnet/schemas/result.schema.json)
     OUTDIR/<stem>.coco.json     COCO instances
-    OUTDIR/<stem>.mask.png      label image, value = level index (1 = C1 … 26 = S1), 27 = unnamed
+    OUTDIR/<stem>.mask.png      label image, value = level index (1 = C1 … 25 = S1), 26 = unnamed
     OUTDIR/<stem>.overlay.png   outlines and names over the image, for a quick look
     OUTDIR/<stem>.seg.dcm       DICOM SEG referencing the source image (DICOM inputs only)
 
@@ -28,18 +28,15 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ..files import atomic_write
+from ..formats import FORMATS, SUFFIXES, render
 from ._args import finite_float, parse_args, positive_int
-
-FORMATS = ("json", "coco", "mask", "overlay", "dicom-seg")
-SUFFIXES = {"json": ".json", "coco": ".coco.json", "mask": ".mask.png", "overlay": ".overlay.png", "dicom-seg": ".seg.dcm"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"}
 THRESHOLD_OPTIONS = {
     "eta": "ensemble agreement threshold (SPEC §3)",
@@ -147,45 +144,9 @@ def output_stems(files: Sequence[Path]) -> list[str]:
     return stems
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name next to ``path``, then rename it into place."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def render_outputs(result, formats: Sequence[str], *, mask_bits: int = 8, timings: bool = True) -> dict[str, bytes]:
     """Bytes of each requested output of one result; InputError/ValueError if one cannot be made."""
-    import json
-
-    import cv2
-    import numpy as np
-
-    outputs: dict[str, bytes] = {}
-    for fmt in formats:
-        if fmt == "json":
-            outputs[fmt] = (result.to_json(indent=2, timings=timings) + "\n").encode()
-        elif fmt == "coco":
-            outputs[fmt] = (json.dumps(result.to_coco(), allow_nan=False) + "\n").encode()
-        elif fmt in ("mask", "overlay"):
-            image = result.label_mask(np.uint8 if mask_bits == 8 else np.uint16) if fmt == "mask" else result.overlay()
-            ok, png = cv2.imencode(".png", image)
-            if not ok:
-                raise ValueError(f"OpenCV could not encode the {fmt} PNG")
-            outputs[fmt] = png.tobytes()
-        elif fmt == "dicom-seg":
-            seg = result.to_dicom_seg()
-            buffer = io.BytesIO()
-            seg.save_as(buffer, enforce_file_format=True)
-            outputs[fmt] = buffer.getvalue()
-        else:
-            raise ValueError(f"unknown output format {fmt!r}")
-    return outputs
+    return {fmt: render(result, fmt, mask_bits=mask_bits, timings=timings) for fmt in formats}
 
 
 def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> InferSummary:
@@ -245,7 +206,7 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
                     raise outcome
                 payloads = render_outputs(outcome, config.formats, mask_bits=config.mask_bits, timings=config.timings)
                 for fmt, data in payloads.items():
-                    write_atomic(config.outdir / f"{stems[path]}{SUFFIXES[fmt]}", data)
+                    atomic_write(config.outdir / f"{stems[path]}{SUFFIXES[fmt]}", data)
                 summary.written += 1
             except BundleError:
                 raise

@@ -1,0 +1,71 @@
+"""The result JSON (SPEC §5): schema-versioned, geometry in original pixels, no patient data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..result import Result, Vertebra
+
+#: Version of the JSON layout written by :func:`result_dict` (``schemas/result.schema.json``).
+SCHEMA_VERSION = "1.0"
+#: Decimal places of coordinates and areas in JSON (1e-4 px is far below any pixel's size).
+JSON_DECIMALS = 4
+TIMING_STAGES = ("decode", "preprocess", "unet", "maskrcnn", "trace", "ensemble", "label", "total")
+#: JSON Schema (draft 2020-12) of :func:`result_dict`, shipped inside the package.
+RESULT_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "result.schema.json"
+
+
+def result_schema() -> dict[str, Any]:
+    """The result JSON Schema, e.g. ``jsonschema.validate(doc, result_schema())``."""
+    return json.loads(RESULT_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def vertebra_dict(v: "Vertebra") -> dict[str, Any]:
+    d = JSON_DECIMALS
+    out: dict[str, Any] = {
+        "label": v.label,
+        "polygon": np.round(v.polygon, d).tolist(),
+        "area_px": round(v.area_px, d),
+    }
+    if v.area_mm2 is not None:
+        out["area_mm2"] = round(v.area_mm2, d)
+    out.update(
+        centroid=[round(c, d) for c in v.centroid],
+        bbox=[round(c, d) for c in v.bbox],
+        score=round(v.score, 6),
+        source=v.source,
+    )
+    if v.reason is not None:
+        out["reason"] = v.reason
+    return out
+
+
+def result_dict(result: "Result", *, timings: bool = True) -> dict[str, Any]:
+    """The SPEC §5 JSON object. ``timings=False`` drops ``timings_ms`` for byte-stable output."""
+    inp = result.input
+    spacing = None if inp.pixel_spacing_mm is None else [float(v) for v in inp.pixel_spacing_mm]
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "input": {"path": inp.path, "width": inp.width, "height": inp.height, "pixel_spacing_mm": spacing, "sha256": inp.sha256},
+        "view": result.view,
+        "reference": result.reference,
+        "vertebrae": [vertebra_dict(v) for v in result.vertebrae],
+        "excluded": [vertebra_dict(v) for v in result.excluded],
+        "flags": list(result.flags),
+    }
+    if timings:
+        out["timings_ms"] = {k: round(float(result.timings_ms.get(k, 0.0)), 3) for k in TIMING_STAGES}
+    model = result.model
+    out["model"] = {
+        "name": model.name,
+        "version": model.version,
+        "sha256": model.sha256,
+        "backend": model.backend,
+        "precision": dict(model.precision),
+    }
+    return out
