@@ -26,11 +26,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "core"))  # the scene generator shared with the core tests
+sys.path.insert(0, str(ROOT / "tests" / "oracle"))  # the shapely reference twin of the core
 
 from core_scenes import make_scene  # noqa: E402
 
 import vertxnet.core as core  # noqa: E402
-import vertxnet.reference as reference  # noqa: E402
+from vertxnet.files import atomic_write  # noqa: E402
+import reference  # noqa: E402
 
 
 @dataclass
@@ -57,7 +59,7 @@ def make_scenes(config: BenchConfig) -> list[Scene]:
         s = make_scene(rng, fuse=True, traced=True, traced_mrcnn=config.mrcnn_outlines == "traced",
                        vertices=config.vertices,
                        misses=int(rng.integers(1, 3)), false_positives=int(rng.integers(1, 3)))
-        scenes.append(Scene((s.unet, s.mrcnn, s.mrcnn_classes, s.mrcnn_scores)))
+        scenes.append(Scene((s.unet, s.detections)))
     return scenes
 
 
@@ -127,7 +129,7 @@ def run_benchmark(config: BenchConfig) -> dict:
     cpp, cpp_cpu = per_image_us(run_cpp, scenes, config.repeats, config.warmup)
     ref, ref_cpu = per_image_us(run_reference, scenes, config.reference_repeats, 1)
     cpp_median, ref_median = statistics.median(cpp), statistics.median(ref)
-    vertices = [len(p) for s in scenes for p in (*s.args[0], *s.args[1])]
+    vertices = [len(p) for s in scenes for p in (*s.args[0], *(d.polygon for d in s.args[1]))]
     return {
         "config": asdict(config),
         "scenes": {
@@ -164,9 +166,7 @@ def print_table(result: dict) -> None:
 
 
 def write_json(result: dict, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(result, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,3 +24,13 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError):
         vertxnet.no_such_thing  # noqa: B018
+
+
+def test_the_inference_path_imports_no_data_evaluation_or_training_code():
+    code = (
+        "import sys, vertxnet; vertxnet.Pipeline; import vertxnet.cli.infer; "
+        "bad = sorted(m for m in sys.modules if m.startswith(('vertxnet.data', 'vertxnet.evaluation', 'torch', 'shapely')));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -13,6 +13,9 @@ computes). Outlines are traced in model-input coordinates and mapped back to ori
 through :meth:`vertxnet.preprocess.Letterbox.to_original`, so the ensemble, the labels and every
 reported figure are in original pixels.
 
+Tracing lives in :mod:`vertxnet.trace`, the geometry rules in :mod:`vertxnet.core`, the backends
+in :mod:`vertxnet.runtime`; this module only orders them.
+
 One pipeline serves one caller at a time; use one pipeline per thread for parallel callers.
 """
 
@@ -26,26 +29,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from typing import Any, Union
 
-import cv2
 import numpy as np
 
-from .core import ensemble, intersection_area, polygon_area, zip_labels
 from .bundle import Bundle, load_bundle
-from .errors import InputError, VertxError
+from .core import Detection, ensemble, zip_labels
+from .errors import BundleError, InputError, VertxError
 from .io import LoadedImage, from_array, load_image
-from .levels import MRCNN_CLASSES
 from .preprocess import Letterbox, prepare
 from .result import InputInfo, ModelInfo, Result, Vertebra
-from .runtime import ModelSession, open_model, resolve_backend
+from .runtime import ModelSession, model_variants, open_model, resolve_backend
+from .runtime.registry import backend as runtime_backend
+from .trace import OUTLINES, trace_components, trace_detections
 
 #: What :meth:`Pipeline.predict` accepts: a file path, an image array, or an already loaded image.
 ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
-
-#: Model precisions a bundle may offer as ONNX variants (manifest ``models.<name>.variants``).
-PRECISIONS = ("fp32", "fp16", "int8")
-
-#: Ways of turning traced pixels into a polygon (see PipelineConfig.outline); the first is the default.
-OUTLINES = ("centres", "edges")
 
 #: Defaults for thresholds a bundle's manifest may leave out.
 FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5}
@@ -54,15 +51,14 @@ FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 
 @dataclass(frozen=True)
 class NetworkOutlines:
     """Both networks' outlines of one image in original pixels, before the ensemble: the sets
-    ``Cu`` (U-Net components) and ``Cm`` (Mask R-CNN instances, with class and score) of SPEC §2.
+    ``Cu`` (U-Net components) and ``Cm`` (Mask R-CNN detections, with class and score, in
+    descending score order) of SPEC §2.
 
     ``timings_ms`` has the stages that produced them: preprocess, unet, maskrcnn, trace.
     """
 
     unet: list[np.ndarray]
-    mrcnn: list[np.ndarray]
-    mrcnn_classes: list[str]
-    mrcnn_scores: list[float]
+    detections: list[Detection]
     timings_ms: dict[str, float]
 
 
@@ -83,7 +79,7 @@ class PipelineConfig:
     outline          how traced masks become polygons (manifest ``postprocess.outline``, default
                      "centres"): "centres" runs through the centres of the boundary pixels (the
                      docs/DESIGN.md convention), "edges" runs around the pixels (see
-                     :func:`pixel_outline`). It must match how the bundle's training masks were
+                     :func:`vertxnet.trace.pixel_outline`). It must match how the bundle's training masks were
                      drawn from polygons: pixels touched by the outline → "centres", pixels whose
                      centre is inside → "edges".
     require_vertebrae  raise InputError when nothing is found (a non-spine image) instead of
@@ -178,33 +174,12 @@ class Pipeline:
         outline = postprocess.get("outline") if isinstance(postprocess, dict) else None
         self.config = (config or PipelineConfig()).resolved(self.bundle.thresholds, outline=outline)
         self.backend = resolve_backend(backend, self.bundle)
-        variants = self._variants(precision)
+        variants = model_variants(self.backend, self.bundle, precision)
         self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads, variant=variants["unet"])
         self._mrcnn: ModelSession = open_model(self.backend, self.bundle, "maskrcnn", threads=threads, variant=variants["maskrcnn"])
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertxnet-model")
-        ran = {m: self._ran_precision(m, v) for m, v in variants.items()}
+        ran = {m: runtime_backend(self.backend).ran_precision(self.bundle, m, v) for m, v in variants.items()}
         self._model_info = ModelInfo(self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend, ran)
-
-    def _ran_precision(self, model: str, variant: str | None) -> str:
-        """What the result reports as the precision of ``model``'s file."""
-        if self.backend != "tensorrt":
-            return variant or "fp32"
-        from .runtime.tensorrt import engine_variant
-
-        name = (engine_variant(self.bundle, model, variant) or "").removeprefix("trt-")
-        return name if name in PRECISIONS else "engine"
-
-    def _variants(self, precision: str) -> dict[str, str | None]:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if self.backend == "tensorrt":
-            return {"unet": precision, "maskrcnn": precision}
-        if precision == "fp32":
-            return {"unet": None, "maskrcnn": None}
-        variants = {m: precision if precision in self.bundle.variants(m) else None for m in ("unet", "maskrcnn")}
-        if not any(variants.values()):
-            raise ValueError(f"bundle {self.bundle.path} has no {precision} variant of either model")
-        return variants
 
     # ---- public API ------------------------------------------------------------------------
 
@@ -289,12 +264,12 @@ class Pipeline:
             unet_job = self._executor.submit(self._segment_unet, tensor, box)
             mrcnn_job = self._executor.submit(self._detect_instances, tensor, box)
             unet_polys, unet_ms, unet_trace_ms = unet_job.result()
-            mrcnn_polys, classes, scores, mrcnn_ms, mrcnn_trace_ms = mrcnn_job.result()
+            detections, mrcnn_ms, mrcnn_trace_ms = mrcnn_job.result()
         else:
             unet_polys, unet_ms, unet_trace_ms = self._segment_unet(tensor, box)
-            mrcnn_polys, classes, scores, mrcnn_ms, mrcnn_trace_ms = self._detect_instances(tensor, box)
+            detections, mrcnn_ms, mrcnn_trace_ms = self._detect_instances(tensor, box)
         timings = {"preprocess": preprocess_ms, "unet": unet_ms, "maskrcnn": mrcnn_ms, "trace": unet_trace_ms + mrcnn_trace_ms}
-        return NetworkOutlines(unet_polys, mrcnn_polys, list(classes), [float(v) for v in scores], timings)
+        return NetworkOutlines(unet_polys, detections, timings)
 
     def _predict_loaded(self, loaded: LoadedImage, decode_ms: float) -> Result:
         # total = decode + the rest; in predict_many the decode overlapped the previous image.
@@ -305,7 +280,7 @@ class Pipeline:
 
         t = time.perf_counter()
         masks = ensemble(
-            raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores,
+            raw.unet, raw.detections,
             eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area,
         )  # fmt: skip
         timings["ensemble"] = _ms_since(t)
@@ -346,7 +321,7 @@ class Pipeline:
         polygons = trace_components(logits[0, 0], self.config.unet_threshold, box, min_area_model, outline=self.config.outline)
         return polygons, unet_ms, _ms_since(t)
 
-    def _detect_instances(self, tensor: np.ndarray, box: Letterbox):
+    def _detect_instances(self, tensor: np.ndarray, box: Letterbox) -> tuple[list[Detection], float, float]:
         t = time.perf_counter()
         out = self._mrcnn.run(tensor)
         mrcnn_ms = _ms_since(t)
@@ -356,148 +331,13 @@ class Pipeline:
         scores = _checked(self._mrcnn, out, "scores", (k,))
         labels = _checked(self._mrcnn, out, "labels", (k,))
         probs = _checked(self._mrcnn, out, "mask_probs", (k, None, None))
-        polygons, classes, kept_scores = [], [], []
-        for i in np.argsort(-scores, kind="stable"):
-            label = int(labels[i])
-            if scores[i] < self.config.score_threshold or not 1 <= label < len(MRCNN_CLASSES):
-                continue
-            polygon = trace_instance(probs[i], boxes[i], self.config.mask_threshold, box.size, outline=self.config.outline)
-            if polygon is None:
-                continue
-            polygons.append(box.to_original(polygon))
-            classes.append(MRCNN_CLASSES[label])
-            kept_scores.append(float(scores[i]))
-        polygons, classes, kept_scores = suppress_duplicates(polygons, classes, kept_scores, self.config.duplicate_overlap)
-        return polygons, classes, kept_scores, mrcnn_ms, _ms_since(t)
-
-
-def suppress_duplicates(
-    polygons: list[np.ndarray], classes: list[str], scores: list[float], max_overlap: float
-) -> tuple[list[np.ndarray], list[str], list[float]]:
-    """Drop Mask R-CNN outlines that repeat a higher-scoring one.
-
-    Inputs are in descending score order. An outline overlapping a kept one by more than
-    ``max_overlap`` of the smaller area (true polygon intersection, C++ core) is the same
-    vertebra again; if it was classed as a reference (C2/S1) and the kept one as a plain
-    "vertebra", the kept outline takes its class and score, so a reference is never lost to
-    its own twin. ``max_overlap >= 1`` keeps everything.
-    """
-    if max_overlap >= 1.0 or len(polygons) < 2:
-        return polygons, classes, scores
-    areas = [polygon_area(p) for p in polygons]
-    kept: list[int] = []
-    out_classes, out_scores = list(classes), list(scores)
-    for i, polygon in enumerate(polygons):
-        twin = next((j for j in kept if intersection_area(polygon, polygons[j]) > max_overlap * min(areas[i], areas[j])), None)
-        if twin is None:
-            kept.append(i)
-        elif classes[i] != "vertebra" and out_classes[twin] == "vertebra":
-            out_classes[twin], out_scores[twin] = classes[i], scores[i]
-    return [polygons[i] for i in kept], [out_classes[i] for i in kept], [out_scores[i] for i in kept]
-
-
-# ---- tracing (model-input coordinates) -------------------------------------------------------
-
-
-def trace_components(
-    probability_or_logits: np.ndarray, threshold: float, box: Letterbox, min_area: float, *, logits: bool = True, outline: str = "centres"
-) -> list[np.ndarray]:
-    """One outline per connected component of the U-Net output above ``threshold``, in ORIGINAL pixels.
-
-    ``probability_or_logits`` is the (S, S) model output (logits unless ``logits=False``). Pixels
-    in the letterbox padding are ignored; components smaller than ``min_area`` model pixels are
-    dropped. Components are returned in raster order of their first pixel.
-    """
-    values = np.asarray(probability_or_logits, dtype=np.float32)
-    if logits:
-        # sigmoid(x) > t  ⇔  x > log(t / (1 - t)), without computing the exponential per pixel.
-        t = min(max(threshold, 1e-7), 1 - 1e-7)
-        cut = math.log(t / (1.0 - t))
-    else:
-        cut = threshold
-    foreground = np.zeros(values.shape, dtype=np.uint8)
-    x0, y0, x1, y1 = box.content_box
-    foreground[y0:y1, x0:x1] = values[y0:y1, x0:x1] > cut
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
-    polygons = []
-    for k in range(1, count):
-        left, top, width, height, area = (int(v) for v in stats[k])
-        if area < max(min_area, 1):
-            continue
-        component = (labels[top : top + height, left : left + width] == k).astype(np.uint8)
-        contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top))
-        contour = max(contours, key=cv2.contourArea)
-        if len(contour) < 3 or cv2.contourArea(contour) <= 0:
-            continue  # a one-pixel-wide line has no interior once traced through pixel centres
-        polygons.append(box.to_original(contour_polygon(contour, outline)))
-    return polygons
-
-
-def contour_polygon(contour: np.ndarray, outline: str = "centres") -> np.ndarray:
-    """(N, 2) float64 polygon in continuous coordinates from a ``cv2.findContours`` contour."""
-    if outline == "edges":
-        return pixel_outline(contour)
-    if outline != "centres":
-        raise ValueError(f"outline must be one of {', '.join(OUTLINES)}, got {outline!r}")
-    return contour.reshape(-1, 2).astype(np.float64) + 0.5  # pixel index → pixel centre
-
-
-def pixel_outline(contour: np.ndarray) -> np.ndarray:
-    """Polygon around the pixels of a ``cv2.findContours`` contour, in continuous coordinates.
-
-    The contour runs through the centres of the boundary pixels (index + 0.5), which cuts half a
-    pixel off every side of the traced pixel set. Here each vertex is moved outwards by half a
-    pixel (mitred, so straight and 45° runs stay straight; the shift is capped at one pixel on
-    sharp corners). For axis-aligned pixel runs this is exactly the boundary of the pixel squares,
-    so re-rasterising the polygon by pixel centres gives back the traced pixels. Right for models
-    trained on centre-sampled masks; models trained on masks that include every pixel an outline
-    touches (cv2.fillPoly) already grow by about half a pixel and want "centres".
-    """
-    p = contour.reshape(-1, 2).astype(np.float64) + 0.5
-    edges = np.roll(p, -1, axis=0) - p
-    keep = np.hypot(edges[:, 0], edges[:, 1]) > 0
-    p = p[keep]
-    edges = np.roll(p, -1, axis=0) - p
-    length = np.hypot(edges[:, 0], edges[:, 1])[:, None]
-    signed_area = 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1]))
-    # Right-hand normals point outwards when the signed area is positive (interior on the left).
-    normals = np.sign(signed_area) * np.stack([edges[:, 1], -edges[:, 0]], axis=1) / length
-    before, after = np.roll(normals, 1, axis=0), normals  # normals of the edges into and out of each vertex
-    cos_turn = np.sum(before * after, axis=1, keepdims=True)
-    shift = 0.5 * (before + after) / np.maximum(1.0 + cos_turn, 1e-9)
-    norm = np.hypot(shift[:, 0], shift[:, 1])[:, None]
-    shift = np.where(norm > 1.0, shift / np.maximum(norm, 1e-12), shift)
-    return p + shift
-
-
-def trace_instance(mask_probs: np.ndarray, xyxy: np.ndarray, threshold: float, size: int, *, outline: str = "centres") -> np.ndarray | None:
-    """Outline of one Mask R-CNN instance in model-input coordinates, or None if it is empty.
-
-    The (M, M) mask covers the continuous box ``xyxy`` exactly; it is resampled (bilinear) onto
-    the model pixels the box touches — only inside the box, never a full-image mask — then
-    thresholded and its largest external contour traced (see :func:`contour_polygon`).
-    """
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
-        return None
-    ix0, iy0 = max(0, math.floor(x1)), max(0, math.floor(y1))
-    ix1, iy1 = min(size, math.ceil(x2)), min(size, math.ceil(y2))
-    if ix1 <= ix0 or iy1 <= iy0:
-        return None
-    probs = np.asarray(mask_probs, dtype=np.float32)
-    mh, mw = probs.shape
-    sx, sy = (x2 - x1) / mw, (y2 - y1) / mh
-    # Mask pixel centre u + 0.5 lies at x1 + (u + 0.5) * sx; ROI pixel j has its centre at ix0 + j + 0.5.
-    warp = np.array([[sx, 0.0, x1 - ix0 + 0.5 * sx - 0.5], [0.0, sy, y1 - iy0 + 0.5 * sy - 0.5]])
-    roi = cv2.warpAffine(probs, warp, (ix1 - ix0, iy1 - iy0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    binary = (roi > threshold).astype(np.uint8)
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(ix0, iy0))
-    if not contours:
-        return None
-    contour = max(contours, key=cv2.contourArea)
-    if len(contour) < 3 or cv2.contourArea(contour) <= 0:
-        return None
-    return contour_polygon(contour, outline)
+        cfg = self.config
+        detections = trace_detections(
+            boxes, scores, labels, probs, size=box.size, score_threshold=cfg.score_threshold,
+            mask_threshold=cfg.mask_threshold, duplicate_overlap=cfg.duplicate_overlap,
+            outline=cfg.outline, to_original=box.to_original,
+        )  # fmt: skip
+        return detections, mrcnn_ms, _ms_since(t)
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -511,8 +351,6 @@ def _ms_since(t: float) -> float:
 
 def _checked(session: ModelSession, outputs: Mapping[str, np.ndarray], name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     """Output ``name`` as an array of ``shape`` (None = any size); BundleError naming the model file otherwise."""
-    from .errors import BundleError
-
     value = outputs.get(name)
     if value is None:
         raise BundleError(session.path, f"model returned no {name!r} output")

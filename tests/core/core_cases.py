@@ -35,6 +35,13 @@ class Case:
     mrcnn: list[np.ndarray] = field(default_factory=list)
     mrcnn_classes: list[str] = field(default_factory=list)
     mrcnn_scores: list[float] = field(default_factory=list)
+
+    @property
+    def detections(self) -> list:
+        """The Mask R-CNN outlines as :class:`vertxnet.core.Detection` records."""
+        from vertxnet.core import Detection
+
+        return [Detection(p, c, s) for p, c, s in zip(self.mrcnn, self.mrcnn_classes, self.mrcnn_scores, strict=True)]
     masks: list[tuple[np.ndarray, str, float]] = field(default_factory=list)
     expect_masks: list[tuple[str, str, int | None, int | None]] | None = None
     expect_warnings: int = 0

@@ -64,6 +64,13 @@ class Scene:
     mrcnn_classes: list[str] = field(default_factory=list)
     mrcnn_scores: list[float] = field(default_factory=list)
 
+    @property
+    def detections(self) -> list:
+        """The Mask R-CNN outlines as :class:`vertxnet.core.Detection` records."""
+        from vertxnet.core import Detection
+
+        return [Detection(p, c, s) for p, c, s in zip(self.mrcnn, self.mrcnn_classes, self.mrcnn_scores, strict=True)]
+
 
 def make_scene(rng: np.random.Generator, *, count: int | None = None, view: str | None = None,
                fuse: bool = True, misses: int | None = None, false_positives: int | None = None,
@@ -131,4 +138,54 @@ def make_scene(rng: np.random.Generator, *, count: int | None = None, view: str 
             scene.mrcnn.append(traced_outline([blob], shape) if traced_mrcnn else blob)
             scene.mrcnn_classes.append("vertebra")
             scene.mrcnn_scores.append(float(rng.uniform(0.5, 0.7)))
+    return scene
+
+
+def make_heavy_scene(rng: np.random.Generator, *, traced_mrcnn: bool = True) -> Scene:
+    """A heavy outline set, as on held-out films at full resolution: 9 vertebrae of 110-140 px
+    height (outlines of 400-600 vertices), all found by Mask R-CNN (C2 on top or S1 at the
+    bottom), and 7 U-Net outlines of which two are blobs of two fused vertebrae. Mask R-CNN
+    outlines are contour-traced like the pipeline's pasted instance masks (`traced_mrcnn`) or
+    smooth 400-600-gons (every vertex its own, no straight runs: the harder case)."""
+    count = 9
+    height = rng.uniform(110, 140)
+    spacing = height * rng.uniform(1.25, 1.4)
+    width = height * rng.uniform(1.3, 1.5)
+    shape = (int(spacing * (count + 2) + 80), int(width * 3 + 160))
+    curve = rng.uniform(-0.25, 0.25)
+    view = str(rng.choice(["cervical", "lumbar"]))
+    truth = []
+    for i in range(count):
+        phase = (i - count / 2) / count
+        truth.append(vertebra_outline(
+            shape[1] / 2 + curve * width * 3 * phase**2, 80 + spacing * (i + 1),
+            width * rng.uniform(0.95, 1.05), height * rng.uniform(0.95, 1.05),
+            angle=float(2 * curve * phase + rng.normal(0, 0.05)), concavity=rng.uniform(0.03, 0.09),
+            wedge=rng.uniform(0, 0.12), vertices=int(rng.integers(400, 601)), jitter=0.01, rng=rng))
+
+    def perturbed(p: np.ndarray, scale: float) -> np.ndarray:
+        centre = p.mean(axis=0)
+        return centre + (p - centre) * rng.uniform(1 - scale, 1 + scale) + rng.normal(0, scale * height * 0.2, 2)
+
+    scene = Scene(truth=truth)
+    for i, p in enumerate(truth):
+        cls = "C2" if (view == "cervical" and i == 0) else "S1" if (view == "lumbar" and i == count - 1) else "vertebra"
+        outline = perturbed(p, 0.03)
+        scene.mrcnn.append(traced_outline([outline], shape) if traced_mrcnn else outline)
+        scene.mrcnn_classes.append(cls)
+        scene.mrcnn_scores.append(float(rng.uniform(0.6, 0.99)))
+    # Two fused pairs, apart from each other: 9 vertebrae give 7 U-Net outlines.
+    first = int(rng.integers(1, 3))
+    second = int(rng.integers(first + 3, count - 1))
+    i = 0
+    while i < count:
+        if i in (first, second):
+            a, b = perturbed(truth[i], 0.03), perturbed(truth[i + 1], 0.03)
+            bridge = np.vstack([a[np.argmax(a[:, 1])], b[np.argmin(b[:, 1])]])
+            bridge = np.vstack([bridge - [width * 0.3, 0], bridge[::-1] + [width * 0.3, 0]])
+            scene.unet.append(traced_outline([a, b, bridge], shape))
+            i += 2
+        else:
+            scene.unet.append(traced_outline([perturbed(truth[i], 0.03)], shape))
+            i += 1
     return scene

@@ -14,12 +14,12 @@ from core_scenes import make_scene
 from shapely.geometry import Polygon
 
 import vertxnet.core as core
-import vertxnet.reference as reference
+import reference
 
 
 def scene_args(seed: int, **kwargs):
     scene = make_scene(np.random.default_rng(seed), **kwargs)
-    return scene.unet, scene.mrcnn, scene.mrcnn_classes, scene.mrcnn_scores
+    return scene.unet, scene.detections
 
 
 def summary(masks):
@@ -61,7 +61,7 @@ def test_parameters_change_both_alike(seed):
 def test_realistic_scene_outcome():
     """A cervical scene with misses, a fused U-Net blob and false positives comes out right."""
     scene = make_scene(np.random.default_rng(7), count=10, view="cervical", misses=2, false_positives=2)
-    masks = core.ensemble(scene.unet, scene.mrcnn, scene.mrcnn_classes, scene.mrcnn_scores)
+    masks = core.ensemble(scene.unet, scene.detections)
     sources = [m.source for m in masks]
     assert len(masks) == len(scene.truth)
     assert sources.count("split") == 2 and sources.count("rescued") >= 2

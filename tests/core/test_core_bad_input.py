@@ -1,4 +1,9 @@
-"""Bad input to the C++ core: clear ValueErrors naming the argument, never a crash."""
+"""Bad input to the C++ core: clear ValueErrors naming the argument, never a crash.
+
+The ensemble's argument checks are the binding's (``vertxnet._core.ensemble`` takes the Mask
+R-CNN outlines, classes and scores as parallel lists, which is what ``vertxnet.core.ensemble``
+builds from its Detection records); they are exercised on the binding directly, so lists of
+unequal length are covered too."""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import warnings
 import numpy as np
 import pytest
 
+import vertxnet._core as binding
 import vertxnet.core as core
+from vertxnet.core import Detection
 
 SQUARE = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
 
@@ -26,7 +33,7 @@ def run_ensemble(**overrides):
     args = dict(unet=GOOD_UNET, mrcnn=GOOD_MRCNN, mrcnn_classes=GOOD_CLASSES, mrcnn_scores=GOOD_SCORES)
     params = {k: overrides.pop(k) for k in list(overrides) if k in ("eta", "lam", "tau", "ref_score", "min_area")}
     args.update(overrides)
-    return core.ensemble(args["unet"], args["mrcnn"], args["mrcnn_classes"], args["mrcnn_scores"], **params)
+    return binding.ensemble(args["unet"], args["mrcnn"], args["mrcnn_classes"], args["mrcnn_scores"], **params)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +71,17 @@ def test_ensemble_rejects_bad_input_naming_the_argument(overrides, message):
     with pytest.raises(ValueError) as error:
         run_ensemble(**overrides)
     assert message in str(error.value)
+
+
+def test_detection_records_reach_the_binding_checks_by_index():
+    bad_score = [Detection(box(1, 1), "C2", 0.9), Detection(box(0, 41), "vertebra", float("nan"))]
+    with pytest.raises(ValueError, match=r"mrcnn_scores\[1\]: score is not finite"):
+        core.ensemble(GOOD_UNET, bad_score)
+    bad_polygon = [Detection(box(1, 1), "C2", 0.9), Detection(np.zeros((2, 2)), "vertebra", 0.8)]
+    with pytest.raises(ValueError, match=r"mrcnn\[1\]: polygon needs at least 3 points, got 2"):
+        core.ensemble(GOOD_UNET, bad_polygon)
+    with pytest.raises(ValueError, match=r"mrcnn_classes\[0\]: unknown class 'C3'"):
+        core.ensemble(GOOD_UNET, [Detection(box(1, 1), "C3", 0.9)])
 
 
 @pytest.mark.parametrize("bad", [None, 3, "unet", {"a": 1}])
@@ -104,7 +122,7 @@ def test_self_intersecting_inputs_do_not_crash():
     soups = [rng.uniform(0, 50, (n, 2)) for n in (3, 5, 20, 100)]
     for p in [bow_tie, figure_eight, spiky, *soups]:
         assert core.polygon_area(p) >= 0
-        masks = core.ensemble([p, box(0, 0)], [p, box(1, 1)], ["vertebra", "C2"], [0.9, 0.8])
+        masks = core.ensemble([p, box(0, 0)], [Detection(p, "vertebra", 0.9), Detection(box(1, 1), "C2", 0.8)])
         for m in masks:
             assert m.area > 0 and np.isfinite(m.polygon).all()
         core.zip_labels(masks)
@@ -115,7 +133,7 @@ def test_degenerate_polygons_are_dropped_with_one_warning():
     repeated = np.array([[5, 5]] * 5, float)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        masks = core.ensemble([collinear, box(0, 0)], [box(1, 1), repeated], ["C2", "vertebra"], [0.9, 0.9])
+        masks = core.ensemble([collinear, box(0, 0)], [Detection(box(1, 1), "C2", 0.9), Detection(repeated, "vertebra", 0.9)])
     assert [(m.source, m.unet_index, m.mrcnn_index) for m in masks] == [("agreement", 1, 0)]
     assert len(caught) == 1 and caught[0].category is RuntimeWarning
     assert "dropped 2 degenerate polygon(s)" in str(caught[0].message)
@@ -175,7 +193,7 @@ def test_fuzz_every_function_raises_only_value_or_type_errors():
                 scores = rng.uniform(-1, 2, k + int(rng.integers(-1, 2)))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    core.ensemble([a, b], mrcnn, cls, scores, eta=float(rng.uniform(-0.5, 1.5)))
+                    binding.ensemble([a, b], mrcnn, cls, scores, eta=float(rng.uniform(-0.5, 1.5)))
             else:
                 cls = classes[int(rng.integers(0, len(classes)))]
                 core.zip_labels([(a, cls, float(rng.normal())), (b, "C2", 0.5)], gap_factor=float(rng.uniform(0, 3)))

@@ -10,7 +10,7 @@ import pytest
 from core_cases import Case, read_case
 
 import vertxnet.core as core
-import vertxnet.reference as reference
+import reference
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ENSEMBLE_CASES = sorted((DATA / "ensemble").glob("*.txt"))
@@ -45,7 +45,7 @@ def test_ensemble_case(path: Path, impl):
     params = {k: v for k, v in case.params.items() if k in ENSEMBLE_PARAMS}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        masks = impl.ensemble(case.unet, case.mrcnn, case.mrcnn_classes, case.mrcnn_scores, **params)
+        masks = impl.ensemble(case.unet, case.detections, **params)
     dropped = [w for w in caught if issubclass(w.category, RuntimeWarning) and "degenerate" in str(w.message)]
     if case.expect_warnings:
         assert len(dropped) == 1

@@ -19,11 +19,11 @@ def pipe():
 
 def test_predict_is_the_ensemble_of_the_outlines(pipe):
     raw = pipe.outlines(EXAMPLE)
-    assert raw.unet and raw.mrcnn
-    assert len(raw.mrcnn) == len(raw.mrcnn_classes) == len(raw.mrcnn_scores)
+    assert raw.unet and raw.detections
+    assert [d.score for d in raw.detections] == sorted((d.score for d in raw.detections), reverse=True)
     assert set(raw.timings_ms) == {"preprocess", "unet", "maskrcnn", "trace"}
     cfg = pipe.config
-    masks = ensemble(raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores,
+    masks = ensemble(raw.unet, raw.detections,
                      eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area)
     labelling = zip_labels(masks, gap_factor=cfg.gap_factor)
     kept = [i for i in range(len(masks)) if i not in labelling.excluded]
@@ -36,6 +36,6 @@ def test_predict_is_the_ensemble_of_the_outlines(pipe):
 def test_sequential_and_concurrent_runs_give_the_same_outlines(pipe):
     a = pipe.outlines(EXAMPLE, concurrent=True)
     b = pipe.outlines(EXAMPLE, concurrent=False)
-    assert a.mrcnn_classes == b.mrcnn_classes and a.mrcnn_scores == b.mrcnn_scores
-    for p, q in zip(a.unet + a.mrcnn, b.unet + b.mrcnn, strict=True):
+    assert [(d.cls, d.score) for d in a.detections] == [(d.cls, d.score) for d in b.detections]
+    for p, q in zip(a.unet + [d.polygon for d in a.detections], b.unet + [d.polygon for d in b.detections], strict=True):
         np.testing.assert_array_equal(p, q)

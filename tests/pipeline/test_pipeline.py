@@ -75,76 +75,11 @@ def test_letterbox_round_trip_is_exact_on_a_non_square_image():
     np.testing.assert_allclose(box.to_original(box.to_model(points)), points, rtol=0, atol=1e-9)
 
 
-def test_a_known_box_becomes_the_expected_original_polygon():
-    from vertxnet.pipeline import trace_instance
-    from vertxnet.preprocess import letterbox
-
-    _, box = letterbox(np.zeros((420, 300), np.float32), 128)
-    # A full mask covers model pixels 40…59 x 30…49: the default outline runs through their
-    # centres, the "edges" outline around them.
-    for outline, corners in (
-        ("centres", {(40.5, 30.5), (40.5, 49.5), (59.5, 49.5), (59.5, 30.5)}),
-        ("edges", {(40.0, 30.0), (40.0, 50.0), (60.0, 50.0), (60.0, 30.0)}),
-    ):
-        polygon = trace_instance(np.ones((28, 28), np.float32), np.array([40.0, 30.0, 60.0, 50.0]), 0.5, 128, outline=outline)
-        assert {tuple(p) for p in polygon} == corners
-        original = box.to_original(polygon)
-        expected = {((x - box.pad_x) / box.scale_x, (y - box.pad_y) / box.scale_y) for x, y in corners}
-        assert {tuple(p) for p in original} == expected
-
-
-def test_instance_mask_is_traced_inside_its_box_at_the_right_place():
-    from vertxnet.pipeline import trace_instance
-
-    probs = np.zeros((28, 28), np.float32)
-    probs[:, 14:] = 1.0  # right half of the box only
-    polygon = trace_instance(probs, np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64)
-    # The box is 28 px wide: one mask cell per model pixel, so the right half is pixels 24…37.
-    assert polygon[:, 0].min() == pytest.approx(24.5) and polygon[:, 0].max() == pytest.approx(37.5)
-    assert polygon[:, 1].min() == pytest.approx(10.5) and polygon[:, 1].max() == pytest.approx(37.5)
-    assert trace_instance(np.zeros((28, 28), np.float32), np.array([10.0, 10.0, 38.0, 38.0]), 0.5, 64) is None
-    assert trace_instance(probs, np.array([10.0, 10.0, 10.0, 38.0]), 0.5, 64) is None  # empty box
-
-
-def test_outline_encloses_the_traced_pixels_exactly():
-    """Re-rasterising an outline by pixel centres gives back the pixels it was traced from."""
-    from vertxnet.datasets import Annotation, rasterize
-    from vertxnet.pipeline import pixel_outline
-
-    ellipse = np.zeros((40, 40), np.uint8)
-    cv2.ellipse(ellipse, (20, 18), (12, 7), 20, 0, 360, 1, -1)
-    block = np.zeros((20, 20), np.uint8)
-    block[5:9, 8:15] = 1
-    for component in (ellipse, block):
-        contours, _ = cv2.findContours(np.ascontiguousarray(component), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        outline = pixel_outline(max(contours, key=cv2.contourArea))
-        back = rasterize([Annotation(outline, "C3")], *component.shape) > 0
-        np.testing.assert_array_equal(back, component > 0)
-        assert abs(cv2.contourArea(outline.astype(np.float32)) - component.sum()) <= 0.05 * component.sum()
-
-
-def test_unet_components_drop_specks_and_padding():
-    from vertxnet.pipeline import trace_components
-    from vertxnet.preprocess import letterbox
-
-    _, box = letterbox(np.zeros((64, 32), np.float32), 64)  # content is columns 16…47
-    prob = np.zeros((64, 64), np.float32)
-    prob[10:20, 20:30] = 1.0  # a vertebra
-    prob[40, 40] = 1.0  # a one-pixel speck
-    prob[30:40, 0:10] = 1.0  # in the padding: not image content
-    polygons = trace_components(prob, 0.5, box, min_area=4, logits=False)
-    assert len(polygons) == 1
-    model = box.to_model(polygons[0])
-    assert model[:, 0].min() == pytest.approx(20.5) and model[:, 0].max() == pytest.approx(29.5)
-    edges = box.to_model(trace_components(prob, 0.5, box, min_area=4, logits=False, outline="edges")[0])
-    assert edges[:, 0].min() == pytest.approx(20) and edges[:, 0].max() == pytest.approx(30)
-    assert edges[:, 1].min() == pytest.approx(10) and edges[:, 1].max() == pytest.approx(20)
-
-
 def test_mrcnn_only_polygons_reach_the_output_exactly(tmp_path, scene):
     """With a silent U-Net the ensemble keeps the Mask R-CNN outlines as they are."""
     import synthetic_bundle as sb
-    from vertxnet.pipeline import Pipeline, trace_instance
+    from vertxnet.pipeline import Pipeline
+    from vertxnet.trace import trace_instance
     from vertxnet.preprocess import PreprocessConfig, prepare
 
     bundle = sb.write_bundle(tmp_path / "b", 128, scene.model_boxes, [0.9] * 5, [2, 1, 1, 1, 1], unet_cut=1e6)
@@ -372,26 +307,6 @@ def test_outline_comes_from_the_manifest_and_can_be_overridden(tmp_path, scene):
         assert b.bbox[0] < a.bbox[0] and b.bbox[2] > a.bbox[2] and b.area_px > a.area_px
     with pytest.raises(ValueError, match="outline"):
         PipelineConfig(outline="inside").validate()
-
-
-def _square(x0, y0, side):
-    return np.array([[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]], float)
-
-
-def test_duplicate_detections_of_one_vertebra_are_suppressed():
-    from vertxnet.pipeline import suppress_duplicates
-
-    polygons = [_square(0, 0, 10), _square(1, 1, 10), _square(0, 12, 10), _square(0, 8, 10)]
-    classes = ["vertebra", "C2", "vertebra", "vertebra"]
-    scores = [0.95, 0.9, 0.8, 0.6]
-    kept, kept_classes, kept_scores = suppress_duplicates(polygons, classes, scores, 0.5)
-    # #1 repeats #0 (81 % of the smaller area); #3 overlaps #2 by 60 % and #0 by 20 %.
-    assert [p[0].tolist() for p in kept] == [[0, 0], [0, 12]]
-    # The reference class of the dropped twin survives on the kept outline.
-    assert kept_classes == ["C2", "vertebra"] and kept_scores == [0.9, 0.8]
-    assert suppress_duplicates(polygons, classes, scores, 1.0) == (polygons, classes, scores)
-    kept, _, _ = suppress_duplicates(polygons, classes, scores, 0.15)
-    assert len(kept) == 2  # #3 also overlaps #0 by 20 % > 15 %
 
 
 def test_twin_detections_do_not_become_two_vertebrae(tmp_path, scene):

@@ -4,25 +4,79 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 
 from ..errors import BundleError
-from .base import INPUT_NAME, BackendUnavailable, ModelSession, backend_info
+from .registry import INPUT_NAME, MODEL_OUTPUTS, Backend, BackendInfo, BackendUnavailable, ModelSession, register
 
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
+#: The ONNX Runtime backends, fastest first.
+ONNXRUNTIME_BACKENDS: tuple[BackendInfo, ...] = (
+    BackendInfo(
+        name="onnxruntime-tensorrt",
+        engine="ONNX Runtime, TensorRT execution provider (onnxruntime-gpu)",
+        providers=("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+        precisions=("fp32",),
+        platforms="NVIDIA GPUs with onnxruntime-gpu built with TensorRT",
+        verified=False,
+        note="UNVERIFIED: only offered when onnxruntime reports the provider; not run on the development machines.",
+    ),
+    BackendInfo(
+        name="onnxruntime-cuda",
+        engine="ONNX Runtime, CUDA execution provider (onnxruntime-gpu)",
+        providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+        precisions=("fp32", "fp16"),
+        platforms="NVIDIA GPUs with onnxruntime-gpu",
+        verified=False,
+        note="UNVERIFIED: only offered when onnxruntime reports the provider; not run on the development machines.",
+    ),
+    BackendInfo(
+        name="onnxruntime-cpu",
+        engine="ONNX Runtime, CPU execution provider",
+        providers=("CPUExecutionProvider",),
+        precisions=("fp32", "int8"),
+        platforms="any platform onnxruntime supports (x86-64, aarch64 incl. Jetson CPU)",
+        verified=True,
+        note="Tested in the test suite.",
+    ),
+)
+_INFO = {info.name: info for info in ONNXRUNTIME_BACKENDS}
 #: Backend name → the execution provider it needs first (the rest of its chain falls back in order).
-PRIMARY_PROVIDER = {
-    "onnxruntime-tensorrt": "TensorrtExecutionProvider",
-    "onnxruntime-cuda": "CUDAExecutionProvider",
-    "onnxruntime-cpu": "CPUExecutionProvider",
-}
+PRIMARY_PROVIDER = {info.name: info.providers[0] for info in ONNXRUNTIME_BACKENDS}
+
+
+def _ort():
+    import onnxruntime
+
+    return onnxruntime
 
 
 def available_backends() -> list[str]:
     """ONNX Runtime backends whose provider this onnxruntime build offers, fastest first."""
-    providers = set(ort.get_available_providers())
+    providers = set(_ort().get_available_providers())
     return [name for name, provider in PRIMARY_PROVIDER.items() if provider in providers]
+
+
+class OnnxRuntimeBackend(Backend):
+    """The bundle's ONNX files in ONNX Runtime with one execution provider chain."""
+
+    def __init__(self, info: BackendInfo):
+        self.info = info
+
+    def unavailable_reason(self) -> str | None:
+        providers = _ort().get_available_providers()
+        needed = self.info.providers[0]
+        if needed in providers:
+            return None
+        return f"onnxruntime reports providers {providers}, not {needed} (install onnxruntime-gpu)"
+
+    def open(self, bundle: "Bundle", model: str, *, threads: int | None, variant: str | None) -> ModelSession:
+        path = bundle.model_path(model, variant)
+        return OnnxRuntimeSession(path, backend=self.info.name, threads=threads, outputs=MODEL_OUTPUTS[model])
 
 
 def default_threads() -> int:
@@ -32,7 +86,7 @@ def default_threads() -> int:
 
 def _provider_chain(backend: str) -> list:
     chain: list = []
-    for provider in backend_info(backend).providers:
+    for provider in _INFO[backend].providers:
         if provider == "TensorrtExecutionProvider":
             # TensorRT builds an engine on first use; caching it keeps later starts fast.
             cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vertxnet" / "ort-tensorrt"
@@ -53,6 +107,7 @@ class OnnxRuntimeSession(ModelSession):
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         self.path = Path(path)
         self.backend = backend
+        ort = _ort()
         primary = PRIMARY_PROVIDER[backend]
         if primary not in ort.get_available_providers():
             raise BackendUnavailable(
@@ -95,3 +150,7 @@ class OnnxRuntimeSession(ModelSession):
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+for _rank, _info in enumerate(ONNXRUNTIME_BACKENDS, start=1):
+    register(OnnxRuntimeBackend(_info), rank=_rank)

@@ -21,12 +21,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BundleError
-from .base import INPUT_NAME, BackendUnavailable, ModelSession
+from .registry import INPUT_NAME, MODEL_OUTPUTS, PRECISIONS, Backend, BackendInfo, BackendUnavailable, ModelSession, register
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
 
 ENGINE_SUFFIX = ".engine"
+
+INFO = BackendInfo(
+    name="tensorrt",
+    engine="TensorRT (native serialized engines, `tensorrt` Python API + cuda-python)",
+    providers=(),
+    precisions=("fp32", "fp16", "int8"),
+    platforms="NVIDIA GPUs with TensorRT >= 10 (JetPack 6 on Jetson, x86-64 + CUDA 12)",
+    verified=False,
+    note="UNVERIFIED: written against the TensorRT 10 API but never run here (TensorRT cannot be "
+    "installed on the development machines). Engines are device specific; the bundle must list them.",
+)
 
 
 def _import_modules() -> tuple[Any, Any]:
@@ -75,6 +86,38 @@ def engine_path(bundle: "Bundle", model: str, precision: str | None = None) -> P
     if variant is None:
         raise BackendUnavailable(f"{bundle.path / 'manifest.json'} lists no TensorRT engine for {model!r}")
     return bundle.model_path(model, variant)
+
+
+class TensorRTBackend(Backend):
+    """The bundle's TensorRT engines (model variants ``trt-<precision>``); never chosen by ``auto``
+    unless TensorRT is installed and the bundle lists engines for both models."""
+
+    info = INFO
+
+    def unavailable_reason(self) -> str | None:
+        return unavailable_reason()
+
+    def bundle_problem(self, bundle: "Bundle") -> str | None:
+        if bundle_has_engines(bundle):
+            return None
+        return (
+            f"backend 'tensorrt' needs TensorRT engines (*.engine) listed in {bundle.path / 'manifest.json'}; "
+            "build them on this device with export/build_trt.py"
+        )
+
+    def open(self, bundle: "Bundle", model: str, *, threads: int | None, variant: str | None) -> ModelSession:
+        return TensorRTSession(engine_path(bundle, model, variant))
+
+    def model_variants(self, bundle: "Bundle", precision: str) -> dict[str, str | None]:
+        # The wanted engine precision per model; engine_variant falls back to the engine there is.
+        return {m: precision for m in MODEL_OUTPUTS}
+
+    def ran_precision(self, bundle: "Bundle", model: str, variant: str | None) -> str:
+        name = (engine_variant(bundle, model, variant) or "").removeprefix("trt-")
+        return name if name in PRECISIONS else "engine"
+
+
+register(TensorRTBackend(), rank=0)
 
 
 def _check(result: Any, what: str) -> Any:

@@ -2,7 +2,9 @@
 
 This is the reference twin of the C++ core (``vertxnet.core``): same functions, same rules, same
 results up to floating-point rounding. It is written for reading, not speed (no pruning, no
-caching) and serves as the test oracle and the benchmark baseline.
+caching) and serves as the test oracle and the benchmark baseline (benchmarks/bench_core.py).
+It needs shapely, a test dependency, and is not part of the package: tests import it as
+``reference`` (tests/conftest.py puts tests/oracle on ``sys.path``).
 
 Shared conventions (also those of the C++ core):
 
@@ -25,7 +27,7 @@ from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from .levels import LEVELS
+from vertxnet.levels import LEVELS
 
 SCALE = 1024.0
 MAX_ABS_COORDINATE = 1.0e6
@@ -192,9 +194,17 @@ def _mask(polygon: np.ndarray, geometry: BaseGeometry, cls: str, score: float, s
     return mask, geometry
 
 
-def ensemble(unet, mrcnn, mrcnn_classes, mrcnn_scores, *, eta: float = 0.6, lam: float = 2.0,
-             tau: float = 0.3, ref_score: float = 0.5, min_area: float = 1.0) -> list[EnsembleMask]:
-    """Algorithm 1 of VertXNet made exact (SPEC §3); masks ordered top to bottom."""
+def ensemble(unet, detections, *, eta: float = 0.6, lam: float = 2.0, tau: float = 0.3,
+             ref_score: float = 0.5, min_area: float = 1.0) -> list[EnsembleMask]:
+    """Algorithm 1 of VertXNet made exact (SPEC §3); masks ordered top to bottom.
+
+    ``detections``: Mask R-CNN instances with ``.polygon``, ``.cls`` and ``.score``
+    (:class:`vertxnet.core.Detection`), as ``vertxnet.core.ensemble`` takes them.
+    """
+    detections = list(detections)
+    mrcnn = [d.polygon for d in detections]
+    mrcnn_classes = [d.cls for d in detections]
+    mrcnn_scores = [d.score for d in detections]
     _check_parameters(eta, lam, tau, ref_score, min_area)
     unet = [_check_polygon(p, f"unet[{i}]") for i, p in enumerate(unet)]
     mrcnn = [_check_polygon(p, f"mrcnn[{j}]") for j, p in enumerate(mrcnn)]
