@@ -50,13 +50,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.core import ensemble, intersection_area, polygon_area, polygon_centroid, zip_labels  # noqa: E402
+from vertxnet.core import Detection, ensemble, intersection_area, polygon_area, polygon_centroid, zip_labels  # noqa: E402
 from vertxnet.cli._args import parse_args  # noqa: E402
-from vertxnet.datasets import Annotation, Record, write_json_atomic  # noqa: E402
+from vertxnet.files import atomic_write, write_json_atomic  # noqa: E402
+from vertxnet.records import Annotation, Record  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 from vertxnet.levels import level_index  # noqa: E402
-from vertxnet.metrics import EvalConfig, EvalReport, evaluate  # noqa: E402
-from vertxnet.phantom import PhantomConfig, generate  # noqa: E402
+from vertxnet.evaluation.metrics import EvalConfig, EvalReport, evaluate  # noqa: E402
+from vertxnet.data.phantom import PhantomConfig, generate  # noqa: E402
 from vertxnet.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 METHODS = ("U-Net", "Mask R-CNN", "VertXNet")
@@ -103,9 +104,7 @@ class RawOutputs:
     """What the two networks found on one film, in original pixels (Cu and Cm)."""
 
     unet: list[np.ndarray]
-    mrcnn: list[np.ndarray]
-    classes: list[str]
-    scores: list[float]
+    detections: list[Detection]
 
 
 @dataclass
@@ -142,23 +141,23 @@ def unet_alone(truth: Record, raw: RawOutputs, cfg: PipelineConfig) -> Record:
     """U-Net components named from the Mask R-CNN reference they overlap most (module docstring)."""
     masks: list[tuple[np.ndarray, str, float]] = [(p, "vertebra", 0.0) for p in raw.unet]
     for ref in ("C2", "S1"):
-        candidates = [i for i, c in enumerate(raw.classes) if c == ref and raw.scores[i] >= cfg.ref_score]
+        candidates = [d for d in raw.detections if d.cls == ref and d.score >= cfg.ref_score]
         if not candidates or not masks:
             continue
-        best = max(candidates, key=lambda i: raw.scores[i])
-        overlaps = [intersection_area(p, raw.mrcnn[best]) if cls == "vertebra" else -1.0 for p, cls, _ in masks]
+        best = max(candidates, key=lambda d: d.score)
+        overlaps = [intersection_area(p, best.polygon) if cls == "vertebra" else -1.0 for p, cls, _ in masks]
         k = int(np.argmax(overlaps))
         if overlaps[k] > 0:
-            masks[k] = (masks[k][0], ref, raw.scores[best])
+            masks[k] = (masks[k][0], ref, best.score)
     return _named_record(truth, masks, cfg.gap_factor)
 
 
 def mrcnn_alone(truth: Record, raw: RawOutputs, cfg: PipelineConfig) -> Record:
-    return _named_record(truth, list(zip(raw.mrcnn, raw.classes, raw.scores)), cfg.gap_factor)
+    return _named_record(truth, [(d.polygon, d.cls, d.score) for d in raw.detections], cfg.gap_factor)
 
 
 def vertxnet(truth: Record, raw: RawOutputs, cfg: PipelineConfig, eta: float, lam: float) -> Record:
-    masks = ensemble(raw.unet, raw.mrcnn, raw.classes, raw.scores, eta=eta, lam=lam, tau=cfg.tau,
+    masks = ensemble(raw.unet, raw.detections, eta=eta, lam=lam, tau=cfg.tau,
                      ref_score=cfg.ref_score, min_area=cfg.min_area)
     return _named_record(truth, [(m.polygon, m.cls, m.score) for m in masks], cfg.gap_factor)
 
@@ -182,7 +181,7 @@ def collect(config: AccuracyConfig, pipe: Pipeline, progress=None) -> list[FilmS
                 truth.image_id = i + 1
                 raw = pipe.outlines(image)
                 film_set.truth.append(truth)
-                film_set.raw.append(RawOutputs(raw.unet, raw.mrcnn, raw.mrcnn_classes, raw.mrcnn_scores))
+                film_set.raw.append(RawOutputs(raw.unet, raw.detections))
             if progress:
                 progress(f"{film_set.name}: {config.n} films through both networks")
             sets.append(film_set)
@@ -232,7 +231,7 @@ def evaluate_set(film_set: FilmSet, method, metrics: EvalConfig) -> tuple[EvalRe
 
 def film_dice(film_set: FilmSet, method, metrics: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
     """Mean named Dice of each film and its number of named truth vertebrae (the weights that
-    make the pooled mean of :func:`vertxnet.metrics.evaluate`)."""
+    make the pooled mean of :func:`vertxnet.evaluation.metrics.evaluate`)."""
     means, counts = [], []
     for t, r in zip(film_set.truth, film_set.raw):
         means.append(evaluate([t], [method(t, r)], config=metrics).dice_mean)
@@ -320,7 +319,7 @@ def run_accuracy(config: AccuracyConfig, progress=None) -> dict[str, Any]:
     if config.json_out is not None:
         write_json_atomic(payload, config.json_out, indent=2)
     if config.markdown_out is not None:
-        _write_text_atomic(payload["markdown"], config.markdown_out)
+        atomic_write(config.markdown_out, payload["markdown"])
     return payload
 
 
@@ -399,20 +398,6 @@ def markdown(payload: dict[str, Any]) -> str:
             cells = [f"{a['dice_mean']:.3f} / {a['pq_0.7']:.3f} / {a['identification_accuracy']:.3f}" for a in s["ablation"][knob].values()]
             out.append("| " + " | ".join([f"{s['view']} {s['difficulty']}", *cells]) + " |")
     return "\n".join(out) + "\n"
-
-
-def _write_text_atomic(text: str, path: Path) -> Path:
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

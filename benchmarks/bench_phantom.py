@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vertxnet.phantom import PhantomConfig, generate, generate_dataset
+from vertxnet.data.phantom import PhantomConfig, generate, generate_dataset
 
 
 @dataclass(frozen=True)

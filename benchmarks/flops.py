@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.benchmark import MODELS, Summary, count_macs, machine_info, measure_peak_flops, phantom_films  # noqa: E402
+from vertxnet.evaluation.benchmark import MODELS, Summary, count_macs, machine_info, measure_peak_flops, phantom_films  # noqa: E402
 from vertxnet.cli._args import parse_args  # noqa: E402
 from vertxnet.bundle import load_bundle  # noqa: E402
-from vertxnet.datasets import write_json_atomic  # noqa: E402
+from vertxnet.files import write_json_atomic  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 from vertxnet.preprocess import prepare  # noqa: E402
 from vertxnet.runtime import open_model  # noqa: E402

@@ -36,7 +36,7 @@ found") counts as a film with no predictions and no view.
         --json data/real/baseline.json --sheet data/real/baseline_sheet.png
 
 The figure computation (:func:`film_figures`, :func:`total_figures`) takes truth and predictions
-as :class:`vertxnet.datasets.Record` and needs no model, so training scripts and ablations can
+as :class:`vertxnet.records.Record` and needs no model, so training scripts and ablations can
 reuse it on predictions they made themselves (for example ``Result.to_record()`` with the
 result's own ``view`` put back, as :func:`prediction_record` does).
 """
@@ -59,7 +59,10 @@ if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
 from vertxnet.cli._args import parse_args, positive_int  # noqa: E402
-from vertxnet.datasets import Record, polygon_mask, polygon_window, read_coco, write_json_atomic  # noqa: E402
+from vertxnet.data.datasets import read_coco  # noqa: E402
+from vertxnet.files import write_json_atomic  # noqa: E402
+from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
+from vertxnet.records import Record  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 from vertxnet.levels import level_index  # noqa: E402
 

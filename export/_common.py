@@ -26,7 +26,8 @@ if str(REPO_ROOT / "python") not in sys.path and not any(Path(p, "vertxnet").is_
     sys.path.insert(0, str(REPO_ROOT / "python"))
 
 from vertxnet.cli._args import parse_args  # noqa: E402,F401  (re-exported for the scripts)
-from vertxnet.datasets import Record, read_coco  # noqa: E402
+from vertxnet.data.datasets import read_coco  # noqa: E402
+from vertxnet.records import Record  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES, mrcnn_class_of  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, apply_clahe, letterbox, window01  # noqa: E402
 from randomise import RandomiseConfig, StyleBank, randomise_appearance  # noqa: E402
@@ -440,7 +441,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def write_history(run: Path, history: list[dict], summary: dict) -> None:
-    from vertxnet.datasets import write_json_atomic
+    from vertxnet.files import write_json_atomic
 
     write_json_atomic({"epochs": history, **summary}, Path(run) / "history.json", indent=1)
 
@@ -449,7 +450,7 @@ def append_command(run: Path, command: str) -> None:
     """Record the exact command line of every (re)start of a run in RUN/commands.json."""
     import json
 
-    from vertxnet.datasets import write_json_atomic
+    from vertxnet.files import write_json_atomic
 
     path = Path(run) / "commands.json"
     commands = json.loads(path.read_text()) if path.is_file() else []

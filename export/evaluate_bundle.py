@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     text = json.dumps(report, indent=2)
     if args.output:
-        from vertxnet.datasets import write_json_atomic
+        from vertxnet.files import write_json_atomic
 
         write_json_atomic(report, args.output, indent=2)
     print(text)

@@ -30,7 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from vertxnet.datasets import Annotation, Record, polygon_mask, polygon_window, write_coco, write_json_atomic  # noqa: E402
+from vertxnet.data.datasets import write_coco  # noqa: E402
+from vertxnet.files import write_json_atomic  # noqa: E402
+from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
+from vertxnet.records import Annotation, Record  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
@@ -98,7 +101,7 @@ def run(cfg: PseudoLabelConfig) -> Path:
     from tqdm import tqdm
 
     from vertxnet import Pipeline
-    from vertxnet.datasets import read_coco
+    from vertxnet.data.datasets import read_coco
 
     refused = set()
     for coco in cfg.exclude:

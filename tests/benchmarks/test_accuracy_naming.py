@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from vertxnet.bundle import DEFAULT_THRESHOLDS
-from vertxnet.datasets import Record
+from vertxnet.core import Detection
+from vertxnet.records import Record
 from vertxnet.pipeline import PipelineConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -31,7 +32,8 @@ def labels(record: Record) -> list[str | None]:
 
 
 def raw(unet, mrcnn=(), classes=(), scores=()) -> accuracy.RawOutputs:
-    return accuracy.RawOutputs(list(unet), list(mrcnn), list(classes), list(scores))
+    detections = [Detection(p, c, s) for p, c, s in zip(mrcnn, classes, scores, strict=True)]
+    return accuracy.RawOutputs(list(unet), detections)
 
 
 def test_unet_alone_takes_the_reference_mask_rcnn_found():

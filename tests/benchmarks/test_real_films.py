@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vertxnet.datasets import Annotation, Record
+from vertxnet.records import Annotation, Record
 from vertxnet.levels import LEVELS, level_index
-from vertxnet.phantom import PhantomConfig, generate
+from vertxnet.data.phantom import PhantomConfig, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 

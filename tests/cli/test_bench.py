@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from vertxnet.benchmark import BASELINE, STAGES
+from vertxnet.evaluation.benchmark import BASELINE, STAGES
 from vertxnet.bundle import default_bundle_path
 from vertxnet.cli.bench import main
 

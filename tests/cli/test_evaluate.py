@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vertxnet.cli.evaluate import main
-from vertxnet.datasets import Annotation, Record, write_coco
+from vertxnet.data.datasets import write_coco
+from vertxnet.records import Annotation, Record
 
 
 def _rect(x0, y0, x1, y1):

@@ -14,7 +14,7 @@ sys.path.insert(0, str(EXPORT_DIR))
 @pytest.fixture(scope="session")
 def phantoms(tmp_path_factory) -> Path:
     """COCO file of 8 small mixed-view phantoms (seeds reserved for tests)."""
-    from vertxnet.phantom import PhantomConfig, generate_dataset
+    from vertxnet.data.phantom import PhantomConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("phantoms")
     return generate_dataset(PhantomConfig(view="mixed", size=192, seed=900_100, difficulty="easy"), out, 8)
@@ -23,7 +23,7 @@ def phantoms(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def check_phantoms(tmp_path_factory) -> Path:
     """Two further phantoms, unseen by the tiny trainings, for export verification."""
-    from vertxnet.phantom import PhantomConfig, generate_dataset
+    from vertxnet.data.phantom import PhantomConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("check_phantoms")
     return generate_dataset(PhantomConfig(view="mixed", size=192, seed=900_101, difficulty="normal"), out, 2)

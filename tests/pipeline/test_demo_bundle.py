@@ -15,8 +15,8 @@ TEST_SEED = 900000
 @pytest.mark.slow
 def test_demo_bundle_segments_and_names_fresh_phantoms():
     from vertxnet.errors import InputError
-    from vertxnet.metrics import EvalConfig, evaluate
-    from vertxnet.phantom import PhantomConfig, generate
+    from vertxnet.evaluation.metrics import EvalConfig, evaluate
+    from vertxnet.data.phantom import PhantomConfig, generate
     from vertxnet.pipeline import Pipeline
 
     config = PhantomConfig(view="mixed", size=512, seed=TEST_SEED, difficulty="normal")

@@ -13,7 +13,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 @pytest.mark.parametrize("view", ["lumbar", "cervical"])
 def test_example_film_is_the_documented_phantom(view):
     from vertxnet.io import load_image
-    from vertxnet.phantom import PhantomConfig, generate
+    from vertxnet.data.phantom import PhantomConfig, generate
 
     path = EXAMPLES / f"{view}_phantom.png"
     assert path.stat().st_size <= 300_000

@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..benchmark import BenchConfig, run_benchmark
-from ._args import parse_args
-from ..datasets import write_json_atomic
 from ..errors import VertxError
+from ..evaluation.benchmark import BenchConfig, run_benchmark
+from ..files import write_json_atomic
 from ..runtime import BACKEND_NAMES
+from ._args import parse_args
 
 
 def _parser() -> argparse.ArgumentParser:

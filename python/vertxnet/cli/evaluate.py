@@ -13,10 +13,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..datasets import Record, read_coco, read_infer_json, write_json_atomic
-from ._args import parse_args
+from ..data.datasets import read_coco, read_infer_json
 from ..errors import InputError
-from ..metrics import EvalConfig, EvalReport, evaluate
+from ..evaluation.metrics import EvalConfig, EvalReport, evaluate
+from ..files import write_json_atomic
+from ..records import Record
+from ._args import parse_args
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.phantom import DIFFICULTIES, KNOB_NAMES, VIEWS, PhantomConfig, generate_dataset
 from ._args import non_negative_int, parse_args, positive_int
-from ..phantom import DIFFICULTIES, KNOB_NAMES, VIEWS, PhantomConfig, generate_dataset
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..datasets import Record
-from ..levels import level_index
+from ...levels import level_index
+from ...records import Record
 
 
 def _colour(level: str) -> tuple[int, int, int]:

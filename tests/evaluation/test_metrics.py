@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vertxnet.datasets import Annotation, Record
-from vertxnet.metrics import EvalConfig, evaluate
+from vertxnet.records import Annotation, Record
+from vertxnet.evaluation.metrics import EvalConfig, evaluate
 
 
 def _rect(x0, y0, x1, y1):

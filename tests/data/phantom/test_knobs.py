@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from shapely.geometry import Polygon
 
-from vertxnet.phantom import PhantomConfig, generate
+from vertxnet.data.phantom import PhantomConfig, generate
 
 SIZE = 256
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vertxnet.levels import LEVELS, level_index
-from vertxnet.phantom import PhantomConfig, generate, generate_dataset
+from vertxnet.data.phantom import PhantomConfig, generate, generate_dataset
 
 
 def _files(folder):

@@ -9,7 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from vertxnet.datasets import UNNAMED_CATEGORY_ID, Annotation, Record, polygon_area, read_coco, write_coco
+from vertxnet.data.datasets import read_coco, write_coco
+from vertxnet.levels import UNNAMED_CATEGORY_ID
+from vertxnet.raster import polygon_area
+from vertxnet.records import Annotation, Record
 from vertxnet.errors import InputError
 from vertxnet.levels import LEVELS, level_index
 

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vertxnet.datasets import polygon_area, rasterize, read_label_pngs
+from vertxnet.data.datasets import read_label_pngs
+from vertxnet.raster import polygon_area, rasterize
 from vertxnet.errors import InputError
 from vertxnet.levels import level_index
 

@@ -9,7 +9,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from vertxnet.levels import level_index
-from vertxnet.phantom import MIN_VISIBLE_FRACTION, PhantomConfig, generate
+from vertxnet.data.phantom import MIN_VISIBLE_FRACTION, PhantomConfig, generate
 
 N_IMAGES = 10
 

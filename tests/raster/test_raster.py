@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import shapely
 
-from vertxnet.datasets import Annotation, Record, polygon_mask, rasterize
+from vertxnet.raster import polygon_mask, rasterize
+from vertxnet.records import Annotation, Record
 from vertxnet.levels import level_index
 
 

@@ -13,96 +13,19 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .levels import LEVELS, level_index, level_name
-
-#: COCO category of vertebrae without an anatomical name (predictions with no reference).
-UNNAMED_CATEGORY = "vertebra"
-UNNAMED_CATEGORY_ID = len(LEVELS) + 1
-
-
-@dataclass
-class Annotation:
-    """One vertebral body: polygon (N, 2) float64 in continuous pixel coordinates, and its level."""
-
-    polygon: np.ndarray
-    level: str | None
-    score: float | None = None  # confidence, for predictions
-
-
-@dataclass
-class Record:
-    """One image and its vertebrae (top to bottom when they come from the phantom generator)."""
-
-    image_path: Path | None
-    width: int
-    height: int
-    annotations: list[Annotation] = field(default_factory=list)
-    view: str | None = None  # "cervical" | "lumbar" | None
-    pixel_spacing_mm: tuple[float, float] | None = None  # (row, column) spacing
-    image_id: int = 0
-    image: np.ndarray | None = None  # pixel data when held in memory
-    extra: dict = field(default_factory=dict)  # e.g. phantom knobs (fractures, implants)
-
-    def load_image(self) -> np.ndarray:
-        """Pixel data (held or read from ``image_path`` unchanged in bit depth).
-
-        Raises InputError naming the file when it is missing, unreadable, or not the size the
-        annotations were made on.
-        """
-        if self.image is not None:
-            return self.image
-        if self.image_path is None:
-            raise InputError(None, f"image {self.image_id} has neither pixel data nor an image path")
-        image = read_image_unchanged(self.image_path)
-        if image.shape[:2] != (self.height, self.width):
-            raise InputError(
-                self.image_path,
-                f"image is {image.shape[1]}x{image.shape[0]} pixels but its annotations are for {self.width}x{self.height}",
-            )
-        return image
-
-
-def read_image_unchanged(path: str | Path) -> np.ndarray:
-    """An image file's pixels as stored (8/16 bit, grey or colour); InputError if missing/unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "image file not found")
-    # np.fromfile + imdecode also copes with non-ASCII paths, which cv2.imread does not everywhere.
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(path, f"cannot read image: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise InputError(path, "not a readable image (unsupported format or corrupt file)")
-    return image
-
-
-# ---------------------------------------------------------------------------------------------
-# Polygon helpers
-
-
-def polygon_area(polygon: np.ndarray) -> float:
-    """Unsigned shoelace area of an (N, 2) polygon."""
-    p = np.asarray(polygon, dtype=np.float64)
-    if len(p) < 3:
-        return 0.0
-    x, y = p[:, 0], p[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def polygon_bbox(polygon: np.ndarray) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) of an (N, 2) polygon."""
-    p = np.asarray(polygon, dtype=np.float64)
-    return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
+from ..errors import InputError
+from ..files import write_json_atomic
+from ..formats.coco import coco_categories
+from ..io.raster import read_image_unchanged
+from ..levels import LEVELS, UNNAMED_CATEGORY, UNNAMED_CATEGORY_ID, level_index, level_name
+from ..raster import polygon_area, polygon_bbox
+from ..records import Annotation, Record
 
 
 def _polygon_from_flat(values: Any, where: str, path: Path) -> np.ndarray:
@@ -129,25 +52,6 @@ def _check_level(level: Any, where: str, path: Path) -> str:
     return level
 
 
-# ---------------------------------------------------------------------------------------------
-# Atomic JSON writing
-
-
-def write_json_atomic(payload: Any, path: str | Path, *, indent: int | None = None) -> Path:
-    """Write JSON to a temporary name in the destination folder, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=indent, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _load_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
@@ -164,13 +68,6 @@ def _load_json(path: Path) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # COCO instances JSON
-
-
-def _coco_categories(with_unnamed: bool) -> list[dict]:
-    cats = [{"id": level_index(name), "name": name, "supercategory": "vertebra"} for name in LEVELS]
-    if with_unnamed:
-        cats.append({"id": UNNAMED_CATEGORY_ID, "name": UNNAMED_CATEGORY, "supercategory": "vertebra"})
-    return cats
 
 
 def _relative_file_name(image_path: Path, folder: Path) -> str:
@@ -237,7 +134,7 @@ def write_coco(records: Sequence[Record], path: str | Path) -> Path:
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": _coco_categories(any_unnamed),
+        "categories": coco_categories(with_unnamed=any_unnamed),
     }
     return write_json_atomic(payload, path)
 
@@ -338,85 +235,6 @@ def read_coco(path: str | Path, *, image_root: str | Path | None = None) -> list
             raise InputError(path, f"{where}: 'score' must be a number")
         rec.annotations.append(Annotation(polygon=polygon, level=level, score=None if score is None else float(score)))
     return records
-
-
-# ---------------------------------------------------------------------------------------------
-# Rasterisation: a pixel belongs to a polygon when its centre lies inside (even-odd rule; a centre
-# exactly on a left/top edge is inside, on a right/bottom edge outside). The pixel count then
-# matches the polygon's area without bias. cv2.fillPoly is not used: it also paints every pixel
-# the outline touches, about half the perimeter too much (measured in tests/datasets).
-
-
-def polygon_mask(polygon: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.ndarray:
-    """Boolean (height, width) mask of ``polygon`` over the pixel window starting at (x0, y0)."""
-    p = np.asarray(polygon, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 2 or len(p) < 3:
-        raise ValueError(f"polygon must be an (N>=3, 2) array, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("polygon has non-finite coordinates")
-    if width <= 0 or height <= 0:
-        return np.zeros((max(height, 0), max(width, 0)), dtype=bool)
-    xa, ya = p[:, 0] - x0, p[:, 1] - y0
-    xb, yb = np.roll(xa, -1), np.roll(ya, -1)
-    row_centres = np.arange(height, dtype=np.float64)[:, None] + 0.5
-    # Edge e crosses row r when its centre line lies in [min(ya, yb), max(ya, yb)).
-    crosses = ((ya <= row_centres) & (row_centres < yb)) | ((yb <= row_centres) & (row_centres < ya))
-    rows, edges = np.nonzero(crosses)
-    if rows.size == 0:
-        return np.zeros((height, width), dtype=bool)
-    t = (row_centres[rows, 0] - ya[edges]) / (yb[edges] - ya[edges])
-    x_cross = xa[edges] + t * (xb[edges] - xa[edges])
-    # Each crossing flips inside/outside from the first pixel whose centre is at or right of it.
-    first = np.clip(np.ceil(x_cross - 0.5), 0, width).astype(np.intp)
-    flips = np.zeros((height, width + 1), dtype=np.int32)
-    np.add.at(flips, (rows, first), 1)
-    return (np.cumsum(flips[:, :width], axis=1) & 1).astype(bool)
-
-
-def polygon_window(polygon: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    """Integer pixel window (x0, y0, x1, y1) holding every pixel centre inside ``polygon``,
-    clipped to a ``width`` x ``height`` image (possibly empty)."""
-    bx0, by0, bx1, by1 = polygon_bbox(polygon)
-    x0 = min(max(int(math.floor(bx0)), 0), width)
-    y0 = min(max(int(math.floor(by0)), 0), height)
-    x1 = min(max(int(math.ceil(bx1)), x0), width)
-    y1 = min(max(int(math.ceil(by1)), y0), height)
-    return x0, y0, x1, y1
-
-
-def rasterize(
-    annotations: Record | Iterable[Annotation],
-    height: int | None = None,
-    width: int | None = None,
-    *,
-    unnamed_value: int | None = None,
-) -> np.ndarray:
-    """uint16 label image: value = level index of the vertebra covering each pixel, 0 = background.
-
-    Accepts a Record (size taken from it unless given) or annotations with ``height``/``width``.
-    Unnamed annotations get ``unnamed_value`` (ValueError if one is met and none was given).
-    Later annotations are painted over earlier ones where they overlap.
-    """
-    if isinstance(annotations, Record):
-        height = annotations.height if height is None else height
-        width = annotations.width if width is None else width
-        annotations = annotations.annotations
-    if height is None or width is None or height <= 0 or width <= 0:
-        raise ValueError(f"rasterize needs a positive height and width, got {height}x{width}")
-    if unnamed_value is not None and not 0 <= unnamed_value <= np.iinfo(np.uint16).max:
-        raise ValueError(f"unnamed_value {unnamed_value} does not fit a uint16 label image")
-    label = np.zeros((height, width), dtype=np.uint16)
-    for i, ann in enumerate(annotations):
-        if ann.level is None:
-            if unnamed_value is None:
-                raise ValueError(f"annotation {i} has no level; pass unnamed_value to rasterize it")
-            value = unnamed_value
-        else:
-            value = level_index(ann.level)
-        x0, y0, x1, y1 = polygon_window(ann.polygon, height, width)
-        mask = polygon_mask(ann.polygon, x0, y0, x1 - x0, y1 - y0)
-        label[y0:y1, x0:x1][mask] = value
-    return label
 
 
 # ---------------------------------------------------------------------------------------------

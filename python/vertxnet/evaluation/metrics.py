@@ -1,6 +1,6 @@
 """Evaluation of named vertebra polygons against ground truth, at pixel level (SPEC §9).
 
-Polygons are rasterised by pixel-centre sampling (``vertxnet.datasets.polygon_mask``), each
+Polygons are rasterised by pixel-centre sampling (``vertxnet.raster.polygon_mask``), each
 once, on its own bounding-box window; pairwise overlaps are counted on the intersection of two
 windows only, so an image with n vertebrae costs n small rasterisations, not n² full masks.
 
@@ -30,8 +30,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .datasets import Record, polygon_mask, polygon_window
-from .levels import level_index
+from ..levels import level_index
+from ..raster import polygon_mask, polygon_window
+from ..records import Record
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vertxnet.datasets import read_infer_json
+from vertxnet.data.datasets import read_infer_json
 from vertxnet.errors import InputError
 
 

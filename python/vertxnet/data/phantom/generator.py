@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..datasets import Annotation, Record, polygon_area, write_coco
+from ...files import atomic_write
+from ...raster import polygon_area
+from ...records import Annotation, Record
+from ..datasets import write_coco
 from .config import Knobs, PhantomConfig
 from .render import Canvas, Detector, Field, bone_texture, expose
 from .scene import Spine, build_spine, streams
@@ -227,15 +229,7 @@ def write_png_atomic(image: np.ndarray, path: Path) -> Path:
     ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
     if not ok:
         raise OSError(errno.EIO, "PNG encoding failed", str(path))
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, buf.tobytes())
 
 
 def generate_dataset(config: PhantomConfig, out_dir: str | Path, n: int, *, preview: bool = False, progress=None) -> Path:

@@ -75,7 +75,7 @@ def test_unwritable_output_exits_1_and_names_the_path(tmp_path, capsys):
 
 
 def test_a_failure_midway_leaves_no_partial_files(tmp_path, monkeypatch, capsys):
-    import vertxnet.phantom.generator as gen
+    import vertxnet.data.phantom.generator as gen
 
     real_imencode = gen.cv2.imencode
     calls = {"n": 0}

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vertxnet.datasets import read_via
+from vertxnet.data.datasets import read_via
 from vertxnet.errors import InputError
 
 
