@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError
-from .levels import MRCNN_CLASSES
+from .files import atomic_write
 from .preprocess import PreprocessConfig
 
 MANIFEST = "manifest.json"
 FORMAT = "vertxnet-bundle"
 FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "name", "version", "preprocess", "classes", "thresholds", "models", "files")
+#: JSON Schema of manifest.json, shipped inside the package.
+MANIFEST_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "manifest.schema.json"
 DEFAULT_THRESHOLDS = {"unet": 0.5, "mrcnn_score": 0.5, "mask": 0.5, "eta": 0.6, "lam": 2.0, "tau": 0.3, "ref_score": 0.5}
 
 
@@ -60,40 +61,56 @@ class Bundle:
         return sorted(self.manifest["models"].get(model, {}).get("variants", {}))
 
 
+def manifest_schema() -> dict[str, Any]:
+    """The manifest JSON Schema (draft 2020-12) shipped in ``schemas/manifest.schema.json``."""
+    return json.loads(MANIFEST_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
 def validate_manifest(manifest: Any, where: str | Path) -> None:
-    """Raise BundleError naming ``where`` unless ``manifest`` has the bundle format's shape."""
-    if not isinstance(manifest, dict):
-        raise BundleError(where, "manifest is not a JSON object")
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise BundleError(where, f"manifest lacks {', '.join(missing)}")
-    if manifest["format"] != FORMAT:
-        raise BundleError(where, f"format is {manifest['format']!r}, expected {FORMAT!r}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise BundleError(where, f"format_version {manifest['format_version']!r} is not supported (expected {FORMAT_VERSION})")
-    if list(manifest["classes"]) != list(MRCNN_CLASSES):
-        raise BundleError(where, f"classes must be {list(MRCNN_CLASSES)}, got {manifest['classes']!r}")
-    pre = manifest["preprocess"]
-    if not isinstance(pre, dict) or not isinstance(pre.get("input_size"), int) or not 32 <= pre["input_size"] <= 4096:
-        raise BundleError(where, "preprocess.input_size must be an integer in 32…4096")
-    if not isinstance(pre.get("std", 1.0), (int, float)) or pre.get("std", 1.0) <= 0:
-        raise BundleError(where, "preprocess.std must be a positive number")
-    models = manifest["models"]
+    """Raise BundleError naming ``where`` unless ``manifest`` has the bundle format's shape.
+
+    The shape is ``schemas/manifest.schema.json`` (checked with jsonschema; its ``x-messages``
+    give the one-line reasons); that every model file is listed under ``files`` is checked here.
+    """
+    error = _first_schema_error(manifest)
+    if error is not None:
+        raise BundleError(where, error)
     files = manifest["files"]
-    if not isinstance(models, dict) or not {"unet", "maskrcnn"} <= set(models):
-        raise BundleError(where, "models must name 'unet' and 'maskrcnn'")
-    if not isinstance(files, dict):
-        raise BundleError(where, "files must map file names to their sha256")
-    for key, entry in models.items():
-        names = [entry.get("file")] + list(entry.get("variants", {}).values()) if isinstance(entry, dict) else [None]
-        for name in names:
-            if not isinstance(name, str) or name not in files:
+    for key, entry in manifest["models"].items():
+        for name in [entry["file"], *entry.get("variants", {}).values()]:
+            if name not in files:
                 raise BundleError(where, f"model {key!r} refers to {name!r}, which is not listed under files")
-    for name, entry in files.items():
-        if Path(name).name != name or name in ("", ".", ".."):
-            raise BundleError(where, f"file name {name!r} must be a plain name inside the bundle")
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or len(entry["sha256"]) != 64:
-            raise BundleError(where, f"files[{name!r}] needs a 64-hex-digit sha256")
+
+
+def _first_schema_error(manifest: Any) -> str | None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(manifest), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return None
+    error = errors[0]
+    messages = error.schema.get("x-messages", {}) if isinstance(error.schema, dict) else {}
+    template = messages.get(error.validator, messages.get("*"))
+    if error.validator == "required" and template is None:
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return f"manifest lacks {', '.join(missing)}"
+    if template is None:
+        place = ".".join(str(k) for k in error.absolute_path) or "manifest"
+        return f"{place}: {error.message}"
+    path = list(error.absolute_path)
+    key = path[1] if len(path) >= 2 else (path[-1] if path else "")  # e.g. the file in files[<key>].sha256
+    return template.format(value=error.instance, key=key)
+
+
+_SCHEMA: dict[str, Any] | None = None
+
+
+def _schema() -> dict[str, Any]:
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = manifest_schema()
+    return _SCHEMA
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
@@ -140,14 +157,9 @@ def default_bundle_path() -> Path:
 
 def write_manifest(root: str | Path, manifest: dict[str, Any]) -> Path:
     """Fill in ``files`` with the sha256 and size of every listed file, then write manifest.json atomically."""
-    import os
-
     root = Path(root)
     for name in list(manifest["files"]):
         fp = root / name
         manifest["files"][name] = {"sha256": sha256_file(fp), "bytes": fp.stat().st_size}
     validate_manifest(manifest, root / MANIFEST)
-    tmp = root / f"{MANIFEST}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, root / MANIFEST)
-    return root / MANIFEST
+    return atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")

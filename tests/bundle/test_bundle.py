@@ -177,3 +177,27 @@ def test_demo_bundle_models_follow_the_onnx_contract():
                 boxes, scores, labels, probs = result
                 assert boxes.shape == (len(scores), 4) and probs.shape == (len(scores), 28, 28)
                 assert labels.dtype == np.int64
+
+
+def test_manifest_schema_accepts_later_additions(bundle_dir):
+    """New models (a view classifier), outputs (class probabilities) and keys still load."""
+    (bundle_dir / "view.onnx").write_bytes(b"view model bytes")
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    manifest["models"]["view"] = {"file": "view.onnx", "classes": ["cervical", "lumbar"], "outputs": {"probs": [1, 2]}}
+    manifest["models"]["maskrcnn"]["outputs"] = {"boxes": ["K", 4], "class_probs": ["K", 4]}
+    manifest["files"]["view.onnx"] = {}
+    manifest["measurements"] = {"enabled": True}
+    write_manifest(bundle_dir, manifest)
+    assert load_bundle(bundle_dir).manifest["models"]["view"]["file"] == "view.onnx"
+
+
+def test_manifest_is_checked_against_its_shipped_schema(bundle_dir):
+    import jsonschema
+
+    from vertxnet.bundle import manifest_schema
+
+    jsonschema.Draft202012Validator.check_schema(manifest_schema())
+    jsonschema.validate(json.loads((default_bundle_path() / MANIFEST).read_text()), manifest_schema())
+    _rewrite(bundle_dir, lambda m: m["thresholds"].update(eta="high"))
+    with pytest.raises(BundleError, match="thresholds.eta must be a number, got 'high'"):
+        load_bundle(bundle_dir)
