@@ -18,15 +18,38 @@ from typing import Callable, Sequence
 from ...errors import InputError
 from ...records import Record
 from ..datasets import write_coco
-from ..phantom.generator import write_png_atomic
+from ...files import atomic_write
 from .generator import CTCase, DRRConfig, pose_plan, prepare_case, render_pose
 
 #: Images shown on the contact sheet.
 PREVIEW_IMAGES = 16
 
 
+#: PNG compression level (fixed, so that files are byte-identical; 1: fast, DRRs are noisy anyway).
+PNG_COMPRESSION = 1
+
+
 def image_name(index: int) -> str:
     return f"drr_{index:05d}.png"
+
+
+def write_png_atomic(image, path: Path) -> Path:
+    """Encode a PNG at a fixed compression level and move it into place atomically."""
+    import errno
+
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:
+        raise OSError(errno.EIO, "PNG encoding failed", str(path))
+    return atomic_write(path, buf.tobytes())
+
+
+def _worker_init() -> None:
+    # one OpenCV thread per worker process: the pool already fills the cores
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _render_case(case: CTCase, config: DRRConfig, poses: list[tuple[int, list[int]]], images_dir: str,
@@ -97,7 +120,7 @@ def generate_dataset(cases: Sequence[CTCase], config: DRRConfig, out_dir: str | 
                 failed.append(exc)
     else:
         # spawn: workers start clean (no inherited thread pools or locks)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
             futures = {pool.submit(_render_case, case, config, poses, str(images_dir), keep): case for case, poses in units}
             for future in as_completed(futures):
                 try:

@@ -23,9 +23,9 @@ from ...levels import view_of_levels
 from .anatomy import ORDER, Vertebra, vertebrae_of
 from .implants import ATTENUATES_AS, DENSITY, plan_implants, voxelise
 from .physics import MATERIALS, Exposure, expose, tube_spectrum
-from .projector import (Canvas, Pose, path_weight, plane_normal, plane_spacing_mm, project_mask, project_planes, project_slabs,
+from .projector import (Canvas, Pose, path_weight, plane_normal, plane_spacing_mm, project_mask, project_slabs,
                         project_points, to_canvas)
-from .volume import load_ct, material_densities, patient_mask
+from .volume import load_ct, material_densities, patient_mask, suppress_contrast
 
 FORMAT_VERSION = 1
 #: A body less visible than this (share of its projected area inside the exposed field) is not annotated.
@@ -116,6 +116,7 @@ class PreparedCase:
     vertebrae: list[Vertebra]
     truncated: dict  # y_lo, y_hi, z_lo, z_hi: the anatomy continues beyond that face of the scan
     lateral_pad: dict  # side (-1, +1) → (K, J) bool silhouette of a cut lateral face
+    trunk_silhouette: np.ndarray  # (K, J) bool: the patient seen from the side
     ap_depth_mm: float
     lateral_width_mm: float
     extra: dict = field(default_factory=dict)
@@ -144,6 +145,9 @@ def prepare_case(case: CTCase) -> PreparedCase:
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     hu, labels, body = vol.hu[sl], vol.labels[sl], body[sl]
     vol.hu = vol.labels = None  # keep only the crops
+    hu = np.ascontiguousarray(hu)
+    spacing = np.sqrt((vol.affine[:3, :3] ** 2).sum(axis=0))
+    enhanced = vol.enhanced_voxels + suppress_contrast(hu, labels, spacing)
     grid = vol.affine.copy()
     grid[:3, 3] = vol.affine[:3, :3] @ np.array(lo, float) + vol.affine[:3, 3]
     spacing = np.sqrt((grid[:3, :3] ** 2).sum(axis=0))
@@ -191,9 +195,10 @@ def prepare_case(case: CTCase) -> PreparedCase:
     return PreparedCase(
         case=case, numbering=vol.numbering, slabs=slabs, slab_boxes=boxes, slab_affine=slab_affine,
         slab_mm=plane_spacing_mm(slab_affine), grid_affine=grid, shape=body.shape, vertebrae=vertebrae,
-        truncated=trunc, lateral_pad=pad,
+        truncated=trunc, lateral_pad=pad, trunk_silhouette=np.ascontiguousarray(body.any(axis=0).T),
         ap_depth_mm=float((ys[-1] - ys[0] + 1) * spacing[1]), lateral_width_mm=float((xs[-1] - xs[0] + 1) * spacing[0]),
-        extra={"body_cut": {v.name: v.cut_method for v in vertebrae}},
+        extra={"body_cut": {v.name: v.cut_method for v in vertebrae},
+               "contrast_removed_ml": round(enhanced * float(np.prod(spacing)) / 1000.0, 1)},
     )
 
 
@@ -263,7 +268,7 @@ def _plan_field(prep: PreparedCase, pose: Pose, config: DRRConfig, rng: np.rando
         slack = 0.04 * height
         v_mid = float(np.clip(v_mid, top + height / 2 - slack, max(top + height / 2 - slack, bottom - height / 2 + slack)))
     v_top = v_mid - height / 2
-    width = rng.uniform(0.6, 1.0) * height
+    width = rng.uniform(0.45, 1.0) * height
     near = np.abs(uv[:, 1] - v_mid) <= height / 2
     u_spine = float(np.mean(uv[near, 0])) if near.any() else float(uv[centre, 0])
     u0 = u_spine - rng.uniform(0.35, 0.65) * width
@@ -319,16 +324,22 @@ def _padding_planes(prep: PreparedCase, rng: np.random.Generator):
     half_width = target / 2
     density = rng.uniform(0.96, 1.02)
     planes = []
+    # the trunk's front-to-back extent per row, from the whole body's lateral silhouette
+    trunk = prep.trunk_silhouette
+    rows_t = trunk.any(axis=1)
+    first_t = np.argmax(trunk, axis=1)
+    last_t = trunk.shape[1] - 1 - np.argmax(trunk[:, ::-1], axis=1)
+    centre, half = (first_t + last_t) / 2.0, np.maximum((last_t - first_t) / 2.0, 1.0)
+    js = np.arange(trunk.shape[1], dtype=np.float64)
+    y = (js[None, :] - centre[:, None]) / (half[:, None] + 0.5)
+    chord = 2.0 * half_width * np.sqrt(np.clip(1.0 - y * y, 0.0, 1.0)) * rows_t[:, None]  # mm along the ray
     for side, silhouette in prep.lateral_pad.items():
         rows = silhouette.any(axis=1)
-        js = np.arange(silhouette.shape[1], dtype=np.float64)
-        first = np.argmax(silhouette, axis=1)
-        last = silhouette.shape[1] - 1 - np.argmax(silhouette[:, ::-1], axis=1)
-        centre, half = (first + last) / 2.0, np.maximum((last - first) / 2.0, 1.0)
-        y = (js[None, :] - centre[:, None]) / (half[:, None] + 0.5)
-        chord = 2.0 * half_width * np.sqrt(np.clip(1.0 - y * y, 0.0, 1.0))  # mm of trunk along the ray
         added = np.clip(chord - prep.lateral_width_mm, 0.0, None) / len(prep.lateral_pad)
-        added *= rows[:, None]
+        # only in front of the cut face, faded over ~8 mm so that the face leaves no edge
+        sigma = 8.0 / float(spacing[1])
+        face = cv2.GaussianBlur(silhouette.astype(np.float32), (0, 0), sigma) * rows[:, None]
+        added *= face
         if not added.any():
             continue
         plane = np.zeros(silhouette.shape + (2,), np.float32)
@@ -355,7 +366,7 @@ def _coverage(prep: PreparedCase, pose: Pose, canvas: Canvas) -> np.ndarray:
     nj, nk = prep.slabs.shape[2], prep.slabs.shape[1]
     for s in (0, prep.slabs.shape[0] - 1):
         h = plane_homography(pose, canvas, prep.slab_affine, s)
-        q = np.linalg.solve(h, pts)
+        q = np.linalg.inv(h) @ pts
         j, k = q[0] / q[2], q[1] / q[2]
         ok = np.ones(j.shape, bool)
         if t["y_lo"]:
@@ -408,14 +419,12 @@ def project_pose(prep: PreparedCase, pose: Pose, canvas: Canvas, rng: np.random.
         material = MATERIALS.index(ATTENUATES_AS[shape.material])
         density = DENSITY[shape.material]
 
-        def planes_of(o=occ):
-            for i in range(o.shape[0]):
-                plane = np.ascontiguousarray(o[i].T)
-                if plane.max() > 0:
-                    ks, js = np.nonzero(plane)
-                    yield i, plane, (int(js.min()), int(js.max()) + 1, int(ks.min()), int(ks.max()) + 1)
-
-        acc = project_planes(planes_of(), pose, canvas, affine, 1)
+        slabs = np.ascontiguousarray(occ.transpose(0, 2, 1))[..., None]  # [i, k, j, 1]
+        boxes = []
+        for i in range(slabs.shape[0]):
+            ks, js = np.nonzero(slabs[i, ..., 0] > 0)
+            boxes.append(None if len(ks) == 0 else (int(js.min()), int(js.max()) + 1, int(ks.min()), int(ks.max()) + 1))
+        acc = project_slabs(slabs, boxes, pose, canvas, affine)[..., 0]
         paths[..., material] += acc * weight * (plane_spacing_mm(affine) * density)
         if shape.material in ("ti", "fe", "marker", "peek"):  # the implant displaces tissue
             paths[..., 1] -= np.minimum(paths[..., 1], acc * weight * plane_spacing_mm(affine) * 0.3)
@@ -469,21 +478,21 @@ def _draw_exposure(config: DRRConfig, rng: np.random.Generator, pixel_mm: float)
         spectrum=tube_spectrum(kvp, al, cu),
         scatter_to_primary=float(np.exp(np.log(0.3) + u[0] * np.log(3.0 / 0.3))),
         scatter_sigma_px=float((25.0 + 45.0 * u[1]) / pixel_mm),
-        quanta_at_spine=float(np.exp(np.log(800.0) + u[2] * np.log(20000.0 / 800.0))),
+        quanta_at_spine=float(np.exp(np.log(3000.0) + u[2] * np.log(60000.0 / 3000.0))),
         heel=float(0.3 * (2 * u[3] - 1)),
-        blur_px=float(0.5 + 0.8 * u[4]),
+        blur_px=float(0.4 + 0.6 * u[4]),
         glare=float(0.05 * u[5]),
         electronic_noise=float(0.3 + 2.5 * u[6]),
-        drc_strength=float(0.55 + 0.37 * u[7]),
-        drc_sigma_px=float((12.0 + 33.0 * u[8]) / pixel_mm),
-        usm_strength=float(0.2 + 1.3 * u[9]),
-        usm_sigma_px=float((0.8 + 2.5 * u[10]) / pixel_mm),
-        contrast=float(4.0 + 6.0 * u[11]),
-        brightness=float(0.38 + 0.24 * u[12]),
-        gamma=float(0.75 + 0.6 * u[13]),
+        drc_strength=float(0.6 + 0.35 * u[7]),
+        drc_sigma_px=float((20.0 + 40.0 * u[8]) / pixel_mm),
+        usm_strength=float(0.3 + 0.9 * u[9]),
+        usm_sigma_px=float((1.0 + 3.0 * u[10]) / pixel_mm),
+        contrast=float(3.0 + 3.5 * u[11]),
+        brightness=float(0.45 + 0.2 * u[12]),
+        gamma=float(0.9 + 0.7 * u[13]),
         window_low_pct=float(1.0 + 11.0 * u[14]),
-        window_high_pct=float(97.5 + 2.3 * u[15]),
-        shutter_black=bool(rng.random() < 0.4),
+        window_high_pct=float(99.0 + 0.9 * u[15]),
+        shutter_black=bool(rng.random() < 0.7),
     )
 
 

@@ -66,6 +66,47 @@ def vertebra_name_of_structure(structure: str) -> str | None:
     return name if name in VERTEBRA_NAMES else None
 
 
+#: TotalSegmentator v2 "total" ids of soft tissue: organs (1-24), heart and vessels (51-68),
+#: spinal cord, muscles and brain (79-90). Contrast agent in them is no part of a radiograph.
+TOTALSEGMENTATOR_SOFT = frozenset([*range(1, 25), *range(51, 69), *range(79, 91)])
+#: TotalSegmentator v1: organs and vessels (1-17, 42-49, 51-57), brain (50), muscles (94-104).
+TOTALSEGMENTATOR_V1_SOFT = frozenset([*range(1, 18), *range(42, 58), *range(94, 105)])
+_BONE_WORDS = ("vertebra", "sacrum", "rib", "sternum", "hip", "femur", "humerus", "scapula", "clavic", "skull",
+               "costal_cartilage", "coccyx", "patella", "tibia", "fibula", "radius", "ulna", "carpal", "tarsal",
+               "phalang", "metacarp", "metatars", "mandible", "pelvi", "bone")
+
+
+def soft_tissue_values(numbering_name: str) -> frozenset[int]:
+    """Label values naming soft tissue (organs, vessels, muscles) under a numbering: where a
+    contrast-enhanced CT's iodine sits. A label table is read for its non-bone structure names."""
+    if numbering_name == "totalsegmentator":
+        return TOTALSEGMENTATOR_SOFT
+    if numbering_name == "totalsegmentator-v1":
+        return TOTALSEGMENTATOR_V1_SOFT
+    if numbering_name.lower().endswith(".csv"):
+        try:
+            with open(numbering_name, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return frozenset()
+        if not rows:
+            return frozenset()
+        header = {k.strip().lower(): k for k in rows[0] if k}
+        id_key = next((header[k] for k in ("id", "label", "value", "index") if k in header), None)
+        name_key = next((header[k] for k in ("structure", "name", "label_name") if k in header), None)
+        out = set()
+        for row in rows:
+            name = (row.get(name_key) or "").strip().lower() if name_key else ""
+            try:
+                value = int(str(row.get(id_key, "")).strip())
+            except ValueError:
+                continue
+            if name and value > 0 and not any(word in name for word in _BONE_WORDS):
+                out.add(value)
+        return frozenset(out)
+    return frozenset()
+
+
 def read_label_table(path: str | Path) -> dict[int, str]:
     """Vertebra names of a label table CSV: a header with an id column (``id``, ``label``, ``value``
     or ``index``) and a name column (``structure``, ``name`` or ``label_name``), e.g. the

@@ -143,20 +143,22 @@ def project_planes(planes, pose: Pose, canvas: Canvas, affine: np.ndarray, chann
 
 
 def project_slabs(slabs: np.ndarray, boxes: list, pose: Pose, canvas: Canvas, affine: np.ndarray,
-                  extra_planes=()) -> np.ndarray:
+                  extra_planes=(), *, mode: str = "sum", first_index: float = 0.0) -> np.ndarray:
     """Line integrals (before :func:`path_weight`) of a stack of parallel planes, by shear-warp.
 
     ``slabs``: (S, K, J, C) float32 with plane ``s`` at first index ``s`` of ``affine``;
     ``boxes``: per plane (j0, j1, k0, k1) of its non-zero part or None; ``extra_planes``: more
-    ``(i, image, box)`` planes parallel to them (e.g. virtual soft tissue beyond a cut face).
+    ``(i, image, box)`` planes parallel to them (e.g. virtual soft tissue beyond a cut face);
+    ``mode`` "sum" or "max" (silhouettes); plane ``s`` of ``slabs`` sits at first index
+    ``first_index + s`` of ``affine``.
 
     Parallel planes map onto each other by a homothety about the foot of the source, so every
     plane is scaled (``cv2.warpAffine`` on the planes' own small grid) onto the plane nearest the
     detector and summed there; one homography takes that sum onto the detector. This equals
     :func:`project_planes` up to one more bilinear resampling, at a fraction of the cost.
     """
-    planes = [(float(i), slabs[i], b) for i, b in enumerate(boxes) if b is not None] + list(extra_planes)
-    channels = slabs.shape[3]
+    planes = [(first_index + i, slabs[i], b) for i, b in enumerate(boxes) if b is not None] + list(extra_planes)
+    channels = slabs.shape[3] if slabs.ndim == 4 else 1
     if not planes:
         return np.zeros((canvas.height, canvas.width, channels), np.float32)
     n = plane_normal(affine)
@@ -197,7 +199,12 @@ def project_slabs(slabs: np.ndarray, boxes: list, pose: Pose, canvas: Canvas, af
                       [0.0, 1.0 / lam, f[1] + (y0 + k0 - f_ref[1]) / lam]])
         warped = cv2.warpAffine(image, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        acc[y0:y1, x0:x1] += warped.reshape(y1 - y0, x1 - x0, channels)
+        target = acc[y0:y1, x0:x1]
+        warped = warped.reshape(target.shape)
+        if mode == "sum":
+            target += warped
+        else:
+            np.maximum(target, warped, out=target)
     h = plane_homography(pose, canvas, affine, planes[ref][0]) @ np.array([[1.0, 0, j0], [0, 1.0, k0], [0, 0, 1.0]])
     out = cv2.warpPerspective(acc, h, (canvas.width, canvas.height), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -208,19 +215,23 @@ def project_mask(mask: np.ndarray, box_offset: tuple[int, int, int], pose: Pose,
                  affine: np.ndarray, group_mm: float = 1.5) -> np.ndarray:
     """Silhouette (float32, 0..1; threshold at 0.5) of a (I, J, K) mask whose voxel (0, 0, 0) is
     voxel ``box_offset`` of the grid ``affine`` describes. Planes are merged (maximum) in groups
-    about ``group_mm`` thick, each projected from the group's middle."""
+    about ``group_mm`` thick, each projected from the group's middle, by shear-warp."""
     i0, j0, k0 = box_offset
     shifted = affine.copy()
     shifted[:3, 3] = affine[:3, :3] @ np.array([0.0, j0, k0]) + affine[:3, 3]
     m = mask.astype(np.float32)
     g = max(1, int(round(group_mm / plane_spacing_mm(affine))))
-
-    def planes():
-        for i in range(0, m.shape[0], g):
-            plane = np.ascontiguousarray(m[i : i + g].max(axis=0).T)  # [k, j]
-            if plane.max() > 0:
-                ks, js = np.nonzero(plane)
-                n = min(g, m.shape[0] - i)
-                yield i0 + i + (n - 1) / 2.0, plane, (int(js.min()), int(js.max()) + 1, int(ks.min()), int(ks.max()) + 1)
-
-    return project_planes(planes(), pose, canvas, shifted, 1, mode="max")
+    n = -(-m.shape[0] // g)
+    padded = np.zeros((n * g,) + m.shape[1:], np.float32)
+    padded[: m.shape[0]] = m
+    grouped = np.ascontiguousarray(padded.reshape(n, g, *m.shape[1:]).max(axis=1).transpose(0, 2, 1))  # [s, k, j]
+    boxes = []
+    for s in range(n):
+        ks, js = np.nonzero(grouped[s] > 0)
+        boxes.append(None if len(ks) == 0 else (int(js.min()), int(js.max()) + 1, int(ks.min()), int(ks.max()) + 1))
+    # group s covers planes i0 + s*g ... i0 + s*g + g - 1: its middle on a grid g times coarser
+    coarse = shifted.copy()
+    coarse[:3, 0] = shifted[:3, 0] * g
+    coarse[:3, 3] = shifted[:3, 3] + shifted[:3, 0] * (i0 + (g - 1) / 2.0)
+    out = project_slabs(grouped[..., None], boxes, pose, canvas, coarse, mode="max")
+    return out[..., 0]

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from .numbering import VERTEBRA_NAMES, check_values, resolve_numbering, vertebra_name_of_structure
+from .numbering import VERTEBRA_NAMES, check_values, resolve_numbering, soft_tissue_values, vertebra_name_of_structure
 
+#: HU given to labelled soft tissue (organs, vessels) that is denser: unenhanced blood and
+#: organs, since a radiograph's patient has no iodinated contrast agent in them.
+UNENHANCED_HU = 45.0
 #: HU below which a voxel is air for the patient mask (fat is about -100, lung -850 but enclosed).
 BODY_THRESHOLD_HU = -400.0
 #: HU of water-like soft tissue where the bone fraction starts (two-material decomposition).
@@ -35,6 +38,7 @@ class CTVolume:
     affine: np.ndarray  # (4, 4) voxel index → mm (RAS)
     vertebrae: dict[int, str]  # label value → vertebra name present in the map
     numbering: str
+    enhanced_voxels: int  # labelled soft tissue above UNENHANCED_HU, set to it (contrast removed)
     ct_path: Path
     labels_path: Path
 
@@ -159,13 +163,23 @@ def load_ct(ct_path: str | Path, labels_path: str | Path, numbering: str = "auto
         raise InputError(ct_path, "CT has non-finite voxels")
     if hu.size and float(hu.min()) > -100.0:
         raise InputError(ct_path, "CT does not look like Hounsfield units (no voxel below -100 HU: stored values without their rescale?)")
+    soft_values = soft_tissue_values(numbering_name)
+    enhanced = 0
+    if soft_values:
+        lookup_soft = np.zeros(int(labels.max()) + 1, bool)
+        lookup_soft[[v for v in soft_values if v <= labels.max()]] = True
+        soft = lookup_soft[labels] & (hu > UNENHANCED_HU)
+        enhanced = int(soft.sum())
+        if not hu.flags.writeable:
+            hu = hu.copy()
+        hu[soft] = UNENHANCED_HU
     # keep only the labels of vertebrae; other structures (organs, ribs) play no part in the truth
     lookup = np.zeros(int(labels.max()) + 1, np.int16)
     for value in present:
         lookup[value] = value
     labels = lookup[labels]
     return CTVolume(hu=hu, labels=labels, affine=np.asarray(canon_ct.affine, np.float64), vertebrae=present,
-                    numbering=numbering_name, ct_path=ct_path, labels_path=labels_path)
+                    numbering=numbering_name, enhanced_voxels=enhanced, ct_path=ct_path, labels_path=labels_path)
 
 
 def patient_mask(hu: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
@@ -197,6 +211,42 @@ def patient_mask(hu: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray
     if labels is not None:
         body |= labels > 0
     return body
+
+
+#: Contrast-agent range: enhanced blood and organs (arterial/portal phase) overlap trabecular bone.
+ENHANCED_HU = (130.0, 450.0)
+#: Compact bone (and calcification, dense contrast) from here up.
+COMPACT_HU = 450.0
+
+
+def suppress_contrast(hu: np.ndarray, labels: np.ndarray, spacing: np.ndarray) -> int:
+    """Set enhanced soft tissue (130-450 HU outside any bone) to unenhanced blood, in place;
+    returns the number of voxels changed. Bone is what the vertebra labels cover plus, per axial
+    slice, the inside of every closed ring of compact bone (cortex closed over 3 mm, holes
+    filled): trabecular bone of ribs, sternum, pelvis and femora keeps its HU, a contrast-filled
+    aorta or kidney (no cortex) does not. Calcified plaque (> 450 HU) stays."""
+    import cv2
+
+    lo, hi = ENHANCED_HU
+    radius = max(1, int(round(3.0 / float(min(spacing[0], spacing[1])))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    changed = 0
+    for k in range(hu.shape[2]):
+        plane = hu[:, :, k]
+        middle = (plane > lo) & (plane < hi) & (labels[:, :, k] == 0)
+        if not middle.any():
+            continue
+        cortex = np.ascontiguousarray((plane >= COMPACT_HU).astype(np.uint8))
+        closed = cv2.morphologyEx(cortex, cv2.MORPH_CLOSE, kernel)
+        outside = np.pad(1 - closed, 1, constant_values=1)
+        cv2.floodFill(outside, None, (0, 0), 2)
+        bone = outside[1:-1, 1:-1] != 2
+        soft = middle & ~bone
+        n = int(soft.sum())
+        if n:
+            plane[soft] = UNENHANCED_HU
+            changed += n
+    return changed
 
 
 def material_densities(hu: np.ndarray, body: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
