@@ -1,9 +1,10 @@
 """Self-training: pseudo-labels for unlabelled real films from a bundle's own ensemble.
 
 For each film the pipeline runs twice — on the film and on its mirror image — and a vertebra
-becomes a pseudo-label only when it is an *agreement* mask (U-Net and Mask R-CNN agree, SPEC §3)
-with a Mask R-CNN score of at least ``--min-score`` and is found again, IoU >= ``--min-flip-iou``,
-on the mirrored film. A film is kept only when its confident masks are most of what the
+becomes a pseudo-label only when both networks back it — an *agreement* mask, or a *split*
+mask (a Mask R-CNN instance inside a U-Net blob of several bodies, SPEC §3) — with a Mask R-CNN
+score of at least ``--min-score``, and is found again, IoU >= ``--min-flip-iou``, on the mirrored
+film. A film is kept only when its confident masks are most of what the
 ensemble found (``--min-share``) and at least ``--min-masks`` of them: a film with many doubtful
 bodies would otherwise teach the networks that those bodies are background. Pseudo-labels carry
 no level name (COCO category 27, trained as the plain "vertebra" class), except a C2 or S1
@@ -79,7 +80,7 @@ def pseudo_labels(pipe, path: Path, cfg: PseudoLabelConfig) -> tuple[Record | No
     stats = {"film": path.name, "found": len(result.vertebrae)}
     kept: list[Annotation] = []
     for v in result.vertebrae:
-        if v.source != "agreement" or v.score < cfg.min_score:
+        if v.source not in ("agreement", "split") or v.score < cfg.min_score:
             continue
         best = max((mask_iou(v.polygon, p, height, width) for p in back), default=0.0)
         if best < cfg.min_flip_iou:
