@@ -1,6 +1,10 @@
 // vertxnet._core: Python bindings of the vertx_core geometry library.
 #include "convert.hpp"
 
+namespace vertx::bindings {
+void bind_morphometry(py::module_& m);  // morphometry.cpp
+}
+
 PYBIND11_MODULE(_core, m) {
     namespace vb = vertx::bindings;
     m.doc() =
@@ -11,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
     vb::bind_geometry(m);
     vb::bind_ensemble(m);
     vb::bind_labelling(m);
+    vb::bind_morphometry(m);
 }
