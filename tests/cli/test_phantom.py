@@ -37,7 +37,7 @@ def test_knob_override_reaches_the_generator(tmp_path):
     "argv",
     [
         [],  # -o is required
-        ["-o", "X", "--view", "thoracic"],
+        ["-o", "X", "--view", "axial"],
         ["-o", "X", "--n", "0"],
         ["-o", "X", "--n", "many"],
         ["-o", "X", "--size", "12"],

@@ -14,28 +14,29 @@ import numpy as np
 # Typical adult dimensions (mm): body height, antero-posterior depth, transverse width, disc below.
 # Sources: standard anatomy tables (cervical 13-15 mm bodies, lumbar 25-28 mm, discs 4-12 mm).
 _DIMS: dict[str, tuple[float, float, float, float]] = {
-    "C2": (16.0, 15.5, 17.0, 4.5),
-    "C3": (13.5, 15.5, 17.5, 5.0),
-    "C4": (13.5, 16.0, 18.5, 5.0),
-    "C5": (13.5, 16.0, 19.5, 5.5),
-    "C6": (13.5, 16.5, 21.0, 5.5),
-    "C7": (14.5, 17.0, 24.0, 5.0),
+    "C2": (16.0, 15.5, 17.0, 4.0),
+    "C3": (13.5, 15.5, 17.5, 4.5),
+    "C4": (13.5, 16.0, 18.5, 4.5),
+    "C5": (13.5, 16.0, 19.5, 5.0),
+    "C6": (13.5, 16.5, 21.0, 5.0),
+    "C7": (14.5, 17.0, 24.0, 4.5),
     **{
-        f"T{i}": (16.0 + (i - 1) * 8.0 / 11, 17.5 + (i - 1) * 13.5 / 11, 27.0 + (i - 1) * 13.0 / 11, 4.0 + (i - 1) * 3.5 / 11)
+        f"T{i}": (16.0 + (i - 1) * 8.0 / 11, 17.5 + (i - 1) * 13.5 / 11, 27.0 + (i - 1) * 13.0 / 11, 3.5 + (i - 1) * 3.0 / 11)
         for i in range(1, 13)
     },
-    "L1": (25.0, 33.0, 42.0, 9.0),
-    "L2": (26.0, 34.0, 44.0, 10.0),
-    "L3": (27.0, 35.0, 46.0, 11.0),
-    "L4": (27.0, 36.0, 48.0, 12.0),
-    "L5": (26.0, 36.0, 50.0, 12.0),
+    # adult discs as filmed: mid-disc heights, thinner than cadaver tables (the population is older)
+    "L1": (25.0, 33.0, 42.0, 7.5),
+    "L2": (26.0, 34.0, 44.0, 8.5),
+    "L3": (27.0, 35.0, 46.0, 9.0),
+    "L4": (27.0, 36.0, 48.0, 9.5),
+    "L5": (26.0, 36.0, 50.0, 9.5),
     "S1": (27.0, 40.0, 48.0, 0.0),
 }
 
 # Typical disc wedge angle (degrees, + = lordotic) below each level.
 _DISC_ANGLE: dict[str, float] = {
     "C2": 3.0, "C3": 4.0, "C4": 4.0, "C5": 3.5, "C6": 2.5, "C7": -1.0,
-    **{f"T{i}": -3.5 for i in range(1, 12)},
+    **{f"T{i}": -1.0 for i in range(1, 12)},
     "T12": 0.0, "L1": 4.0, "L2": 6.0, "L3": 8.0, "L4": 10.0, "L5": 12.0,
 }
 
@@ -74,8 +75,9 @@ class Body:
         return np.array([-np.sin(self.phi), np.cos(self.phi)])
 
     def to_world(self, uv: np.ndarray) -> np.ndarray:
-        uv = np.asarray(uv, dtype=np.float64)
-        return self.center + uv[..., :1] * self.e_u + uv[..., 1:2] * self.e_v
+        c, s = np.cos(self.phi), np.sin(self.phi)
+        # rows of the matrix are e_u and e_v: world = center + u * e_u + v * e_v
+        return np.dot(np.asarray(uv, dtype=np.float64), np.array([[c, s], [-s, c]])) + self.center
 
     def corner(self, name: str) -> np.ndarray:
         """World position of a rim corner: 'ant_top', 'post_top', 'ant_bottom', 'post_bottom'."""
@@ -122,7 +124,7 @@ def _resample_closed(points: np.ndarray, n: int) -> np.ndarray:
 
 def _body_outline(b: Body, inset_u: float, inset_v: float, n: int) -> np.ndarray:
     half = b.depth / 2 - inset_u
-    m = 80  # samples per side before smoothing and resampling
+    m = 48  # samples per side before smoothing and resampling
     u = np.linspace(-half, half, m)
     frac = (u + b.depth / 2) / b.depth  # 0 posterior .. 1 anterior
     h = b.h_post + (b.h_ant - b.h_post) * frac
