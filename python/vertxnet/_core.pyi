@@ -109,3 +109,147 @@ def zip_labels(
     tuples. gap_factor must be > 1: a step between neighbouring centroids longer than
     gap_factor x the median step skips round(step / median) - 1 levels (at least one).
     """
+
+# ---- morphometry (cpp/include/vertx/morphometry.hpp) ----------------------------------------
+
+_Facing = Literal["left", "right"]
+_Level = str | int | None
+
+class BodyMorphometry:
+    """Corners, endplates, heights and tilts of one body (px; *_mm with a pixel spacing).
+    Every measure is None when ``measured`` is False."""
+
+    @property
+    def measured(self) -> bool: ...
+    @property
+    def corners(self) -> npt.NDArray[np.float64] | None:
+        """(4, 2) rim corners: posterior-superior, anterior-superior, anterior-inferior, posterior-inferior."""
+    @property
+    def superior_middle(self) -> tuple[float, float] | None: ...
+    @property
+    def inferior_middle(self) -> tuple[float, float] | None: ...
+    @property
+    def caudal_axis(self) -> tuple[float, float] | None: ...
+    @property
+    def height_anterior(self) -> float | None: ...
+    @property
+    def height_middle(self) -> float | None: ...
+    @property
+    def height_posterior(self) -> float | None: ...
+    @property
+    def height_anterior_mm(self) -> float | None: ...
+    @property
+    def height_middle_mm(self) -> float | None: ...
+    @property
+    def height_posterior_mm(self) -> float | None: ...
+    @property
+    def depth_superior(self) -> float | None: ...
+    @property
+    def depth_inferior(self) -> float | None: ...
+    @property
+    def depth_superior_mm(self) -> float | None: ...
+    @property
+    def depth_inferior_mm(self) -> float | None: ...
+    @property
+    def superior_tilt_deg(self) -> float | None:
+        """+ when the anterior end lies lower in the image."""
+    @property
+    def inferior_tilt_deg(self) -> float | None: ...
+    @property
+    def endplate_angle_deg(self) -> float | None:
+        """Inferior minus superior tilt (+ = taller anteriorly)."""
+    @property
+    def flags(self) -> list[str]:
+        """Among "unmeasurable", "irregular_outline", "linear_fit", "spur_<corner>"."""
+
+class GenantGrade:
+    @property
+    def grade(self) -> int | None:
+        """0..3; None when not graded."""
+    @property
+    def deformity(self) -> Literal["none", "wedge", "biconcave", "crush"] | None: ...
+    @property
+    def reduction(self) -> float | None: ...
+    @property
+    def wedge_reduction(self) -> float | None: ...
+    @property
+    def biconcave_reduction(self) -> float | None: ...
+    @property
+    def crush_reduction(self) -> float | None: ...
+
+class SegmentMorphometry:
+    upper: int
+    lower: int
+    disc_height_anterior: float
+    disc_height_middle: float
+    disc_height_posterior: float
+    @property
+    def disc_height_anterior_mm(self) -> float | None: ...
+    @property
+    def disc_height_middle_mm(self) -> float | None: ...
+    @property
+    def disc_height_posterior_mm(self) -> float | None: ...
+    disc_angle_deg: float
+    segmental_angle_deg: float
+    slip: float
+    """px along the lower body's superior rim; + = anterolisthesis of the upper body."""
+    @property
+    def slip_mm(self) -> float | None: ...
+    @property
+    def slip_percent(self) -> float | None: ...
+    meyerding_grade: int
+    listhesis: Literal["anterolisthesis", "retrolisthesis", "none"]
+    @property
+    def flags(self) -> list[str]:
+        """Among "unnamed", "partial"."""
+
+class SpineMorphometry:
+    @property
+    def facing(self) -> _Facing: ...
+    facing_source: Literal["given", "curvature", "default"]
+    bodies: list[BodyMorphometry]
+    genant: list[GenantGrade]
+    @property
+    def reference_posterior(self) -> list[float | None]: ...
+    segments: list[SegmentMorphometry]
+    @property
+    def lumbar_lordosis_deg(self) -> float | None: ...
+    @property
+    def cervical_lordosis_deg(self) -> float | None: ...
+    @property
+    def flags(self) -> list[str]:
+        """Among "facing_assumed"."""
+
+def measure_body(
+    polygon: _PolygonLike,
+    *,
+    facing: _Facing,
+    caudal_axis: tuple[float, float] | None = None,
+    pixel_spacing_mm: tuple[float, float] | None = None,
+    side_margin: float = 0.1,
+) -> BodyMorphometry:
+    """Rim corners, endplates, heights and tilts of one body outline; pixel_spacing_mm is (row, column)."""
+
+def measure_spine(
+    polygons: Iterable[_PolygonLike],
+    levels: Iterable[_Level],
+    *,
+    facing: Literal["auto", "left", "right"] = "auto",
+    partial: Iterable[bool] | None = None,
+    pixel_spacing_mm: tuple[float, float] | None = None,
+    side_margin: float = 0.1,
+    min_slip_percent: float = 5.0,
+) -> SpineMorphometry:
+    """Heights, Genant grades, segments and lordosis of one film's bodies (results in input order)."""
+
+def infer_facing(polygons: Iterable[_PolygonLike], levels: Iterable[_Level], *, min_bow: float = 0.015) -> _Facing | None:
+    """Side the patient faces from the lordotic bow of the chain; None when undecidable."""
+
+def genant_grade(
+    height_anterior: float, height_middle: float, height_posterior: float, reference_posterior: float | None = None
+) -> GenantGrade: ...
+def genant_grade_of_reduction(reduction: float) -> int:
+    """0 below 0.20, 1 below 0.25, 2 up to 0.40, 3 above; -1 for NaN."""
+
+def meyerding_grade(slip_percent: float, min_percent: float = 5.0) -> int:
+    """0 below min_percent, then 1..5 in steps of 25 %; -1 for NaN."""
