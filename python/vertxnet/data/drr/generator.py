@@ -116,6 +116,7 @@ class PreparedCase:
     vertebrae: list[Vertebra]
     truncated: dict  # y_lo, y_hi, z_lo, z_hi: the anatomy continues beyond that face of the scan
     lateral_pad: dict  # side (-1, +1) → (K, J) bool silhouette of a cut lateral face
+    lateral_pad_limit_mm: dict  # side → most soft tissue that can lie beyond that face
     trunk_silhouette: np.ndarray  # (K, J) bool: the patient seen from the side
     ap_depth_mm: float
     lateral_width_mm: float
@@ -185,17 +186,24 @@ def prepare_case(case: CTCase) -> PreparedCase:
         trunc[name + "_hi"] = bool(area[-near:].max() > 0.15 * area.max())
     area_x = body.sum(axis=(1, 2)).astype(float)
     near = max(1, int(round(6.0 / spacing[0])))
-    pad = {}
+    pad, pad_limit = {}, {}
     for side, faces in ((-1, range(0, near)), (1, range(body.shape[0] - near, body.shape[0]))):
         face = max(faces, key=lambda f: area_x[f])
         if area_x[face] > 0.1 * area_x.max():
             pad[side] = _row_intervals(np.ascontiguousarray(body[face].T))  # [k, j]
+            # how far beyond the face the trunk goes on: the cross-section shrinking towards the
+            # face, extrapolated to zero (unbounded when it does not shrink)
+            span = max(2, int(round(20.0 / spacing[0])))
+            inner = face - side * span
+            inner = int(np.clip(inner, 0, body.shape[0] - 1))
+            shrink = (area_x[inner] - area_x[face]) / (abs(face - inner) * spacing[0])
+            pad_limit[side] = float(area_x[face] / shrink) if shrink > 0 else float("inf")
     ys = np.nonzero(body.any(axis=(0, 2)))[0]
     xs = np.nonzero(area_x)[0]
     return PreparedCase(
         case=case, numbering=vol.numbering, slabs=slabs, slab_boxes=boxes, slab_affine=slab_affine,
         slab_mm=plane_spacing_mm(slab_affine), grid_affine=grid, shape=body.shape, vertebrae=vertebrae,
-        truncated=trunc, lateral_pad=pad, trunk_silhouette=np.ascontiguousarray(body.any(axis=0).T),
+        truncated=trunc, lateral_pad=pad, lateral_pad_limit_mm=pad_limit, trunk_silhouette=np.ascontiguousarray(body.any(axis=0).T),
         ap_depth_mm=float((ys[-1] - ys[0] + 1) * spacing[1]), lateral_width_mm=float((xs[-1] - xs[0] + 1) * spacing[0]),
         extra={"body_cut": {v.name: v.cut_method for v in vertebrae},
                "contrast_removed_ml": round(enhanced * float(np.prod(spacing)) / 1000.0, 1)},
@@ -323,7 +331,7 @@ def _padding_planes(prep: PreparedCase, rng: np.random.Generator):
     spacing = np.sqrt((prep.slab_affine[:3, :3] ** 2).sum(axis=0))
     half_width = target / 2
     density = rng.uniform(0.96, 1.02)
-    planes = []
+    planes, total = [], 0.0
     # the trunk's front-to-back extent per row, from the whole body's lateral silhouette
     trunk = prep.trunk_silhouette
     rows_t = trunk.any(axis=1)
@@ -336,6 +344,8 @@ def _padding_planes(prep: PreparedCase, rng: np.random.Generator):
     for side, silhouette in prep.lateral_pad.items():
         rows = silhouette.any(axis=1)
         added = np.clip(chord - prep.lateral_width_mm, 0.0, None) / len(prep.lateral_pad)
+        limit = prep.lateral_pad_limit_mm.get(side, float("inf"))
+        np.minimum(added, limit, out=added)
         # only in front of the cut face, faded over ~8 mm so that the face leaves no edge
         sigma = 8.0 / float(spacing[1])
         face = cv2.GaussianBlur(silhouette.astype(np.float32), (0, 0), sigma) * rows[:, None]
@@ -347,9 +357,10 @@ def _padding_planes(prep: PreparedCase, rng: np.random.Generator):
         ks, jj = np.nonzero(added)
         box = (int(jj.min()), int(jj.max()) + 1, int(ks.min()), int(ks.max()) + 1)
         edge_index = 0 if side < 0 else prep.slabs.shape[0] - 1
-        depth = 0.5 * extra / len(prep.lateral_pad)
+        depth = 0.5 * min(extra / len(prep.lateral_pad), limit)
         planes.append((edge_index + side * depth / spacing[0], plane, box))
-    return planes, extra
+        total += 2 * depth
+    return planes, total
 
 
 def _coverage(prep: PreparedCase, pose: Pose, canvas: Canvas) -> np.ndarray:

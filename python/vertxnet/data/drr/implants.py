@@ -186,9 +186,13 @@ def plan_implants(vertebrae: list[Vertebra], rng: np.random.Generator, probabili
         n = int(rng.integers(1, min(2, len(bodies)) + 1))
         for idx in sorted(rng.choice(len(bodies), size=n, replace=False)):
             v = bodies[int(idx)]
+            # cement spreads through the trabecular bone as a few merging lobes
             axes = np.stack([v.a, v.l, v.t])
-            half = np.array([v.depth_mm, v.width_mm, v.height_mm]) * rng.uniform(0.22, 0.36, size=3)
+            size = np.array([v.depth_mm, v.width_mm, v.height_mm])
             centre = v.centre + v.a * rng.uniform(-0.1, 0.15) * v.depth_mm
-            shapes.append(Box(centre, axes, half, "cement", ellipsoid=True))
+            for _ in range(int(rng.integers(3, 6))):
+                offset = (rng.uniform(-0.18, 0.18, size=3) * size) @ axes
+                half = size * rng.uniform(0.12, 0.26, size=3)
+                shapes.append(Box(centre + offset, axes, half, "cement", ellipsoid=True))
             described.append({"type": "cement", "level": v.name})
     return shapes, described

@@ -219,33 +219,81 @@ ENHANCED_HU = (130.0, 450.0)
 COMPACT_HU = 450.0
 
 
+def _dilate(mask: np.ndarray, spacing: np.ndarray, mm: float) -> np.ndarray:
+    """Box dilation by about ``mm`` of a (z, x, y) mask: per slice with OpenCV, then across slices."""
+    import cv2
+
+    rz = max(0, int(round(mm / float(spacing[0]))))
+    rx = max(1, int(round(mm / float(spacing[1]))))
+    ry = max(1, int(round(mm / float(spacing[2]))))
+    kernel = np.ones((2 * rx + 1, 2 * ry + 1), np.uint8)
+    grown = np.zeros(mask.shape, bool)
+    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
+        grown[k] = cv2.dilate(mask[k].astype(np.uint8), kernel).astype(bool)
+    if rz:
+        spread = grown.copy()
+        for d in range(1, rz + 1):
+            spread[d:] |= grown[:-d]
+            spread[:-d] |= grown[d:]
+        grown = spread
+    return grown
+
+
 def suppress_contrast(hu: np.ndarray, labels: np.ndarray, spacing: np.ndarray) -> int:
     """Set enhanced soft tissue (130-450 HU outside any bone) to unenhanced blood, in place;
     returns the number of voxels changed. Bone is what the vertebra labels cover plus, per axial
     slice, the inside of every closed ring of compact bone (cortex closed over 3 mm, holes
     filled): trabecular bone of ribs, sternum, pelvis and femora keeps its HU, a contrast-filled
-    aorta or kidney (no cortex) does not. Calcified plaque (> 450 HU) stays."""
+    aorta or kidney (no cortex) does not. Compact islands (> 450 HU) shorter than 50 mm, under
+    40 ml and apart from the labelled spine (contrast excreted into the kidneys, a bolus in a
+    vein, small calcifications) go too; ribs, sternum, pelvis and femora are longer or larger."""
     import cv2
+    from scipy import ndimage
 
+    # work slice by slice on contiguous axial planes: (z, x, y)
+    hz = np.ascontiguousarray(hu.transpose(2, 0, 1))
+    lz = np.ascontiguousarray(labels.transpose(2, 0, 1))
+    sz = np.array([spacing[2], spacing[0], spacing[1]], float)
     lo, hi = ENHANCED_HU
     radius = max(1, int(round(3.0 / float(min(spacing[0], spacing[1])))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     changed = 0
-    for k in range(hu.shape[2]):
-        plane = hu[:, :, k]
-        middle = (plane > lo) & (plane < hi) & (labels[:, :, k] == 0)
+    for k in range(hz.shape[0]):
+        plane = hz[k]
+        middle = (plane > lo) & (plane < hi) & (lz[k] == 0)
         if not middle.any():
             continue
-        cortex = np.ascontiguousarray((plane >= COMPACT_HU).astype(np.uint8))
+        cortex = (plane >= COMPACT_HU).astype(np.uint8)
         closed = cv2.morphologyEx(cortex, cv2.MORPH_CLOSE, kernel)
         outside = np.pad(1 - closed, 1, constant_values=1)
         cv2.floodFill(outside, None, (0, 0), 2)
-        bone = outside[1:-1, 1:-1] != 2
-        soft = middle & ~bone
+        soft = middle & (outside[1:-1, 1:-1] == 2)
         n = int(soft.sum())
         if n:
             plane[soft] = UNENHANCED_HU
             changed += n
+    # dense contrast (excreted into the kidneys, a bolus in a vein) and small calcifications: compact
+    # islands that are no bone: short, small and apart from the labelled spine
+    dense = (hz >= COMPACT_HU) & (lz == 0)
+    near_spine = _dilate(lz > 0, sz, 4.0)
+    lab, n = ndimage.label(dense, structure=np.ones((3, 3, 3), bool))
+    if n:
+        sizes = np.bincount(lab.ravel())
+        touching = np.zeros(n + 1, bool)
+        touching[np.unique(lab[near_spine & dense])] = True
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        remove = np.zeros(n + 1, bool)
+        for index, box in enumerate(ndimage.find_objects(lab), start=1):
+            if box is None or touching[index]:
+                continue
+            extent = max((b.stop - b.start) * float(sp) for b, sp in zip(box, sz))
+            remove[index] = extent < 50.0 and sizes[index] * voxel_ml < 40.0
+        if remove.any():
+            islands = _dilate(remove[lab], sz, float(sz.max()))
+            islands &= (hz > lo) & (lz == 0)
+            hz[islands] = UNENHANCED_HU
+            changed += int(islands.sum())
+    hu[...] = hz.transpose(1, 2, 0)
     return changed
 
 
