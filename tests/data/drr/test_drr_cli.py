@@ -60,3 +60,23 @@ def test_bad_input_file_exits_1_naming_it(phantom, tmp_path, capsys):
 def test_bad_arguments_exit_2(tmp_path, args, capsys):
     assert main(["-o", str(tmp_path / "out"), *args]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_bad_case_among_good_ones(phantom, tmp_path, capsys):
+    """A worker process's bad case stops the run with its file named (exit 1); with
+    --skip-bad-cases the good cases are written and the exit status still says 1."""
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a volume")
+    manifest = tmp_path / "cases.csv"
+    manifest.write_text(f"name,ct,labels,numbering\ngood,{phantom.ct},{phantom.labels},verse\n"
+                        f"bad,{phantom.ct},{broken},verse\n")
+    args = ["--manifest", str(manifest), "--n", "4", "--size", "96", "--images-per-pose", "1"]
+    rc = main(["-o", str(tmp_path / "stop"), *args, "--workers", "2"])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(broken) in err
+    assert not (tmp_path / "stop" / "annotations.json").exists()
+    rc = main(["-o", str(tmp_path / "skip"), *args, "--workers", "1", "--skip-bad-cases"])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(broken) in err
+    data = json.loads((tmp_path / "skip" / "annotations.json").read_text())
+    assert {i["extra"]["drr"]["case"] for i in data["images"]} == {"good"} and len(data["images"]) == 2

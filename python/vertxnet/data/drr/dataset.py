@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -43,6 +42,14 @@ def write_png_atomic(image, path: Path) -> Path:
     if not ok:
         raise OSError(errno.EIO, "PNG encoding failed", str(path))
     return atomic_write(path, buf.tobytes())
+
+
+def _render_case_in_worker(*args) -> list[Record] | tuple[str | None, str]:
+    """_render_case for a pool: an InputError comes back as (path, reason), which pickles."""
+    try:
+        return _render_case(*args)
+    except InputError as exc:
+        return exc.path, exc.reason
 
 
 def _worker_init() -> None:
@@ -121,19 +128,20 @@ def generate_dataset(cases: Sequence[CTCase], config: DRRConfig, out_dir: str | 
     else:
         # spawn: workers start clean (no inherited thread pools or locks)
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
-            futures = {pool.submit(_render_case, case, config, poses, str(images_dir), keep): case for case, poses in units}
+            futures = {pool.submit(_render_case_in_worker, case, config, poses, str(images_dir), keep): case
+                       for case, poses in units}
             for future in as_completed(futures):
-                try:
-                    collect(future.result())
-                except InputError as exc:
+                result = future.result()
+                if isinstance(result, tuple):
+                    exc = InputError(*result)
                     if not skip_bad_cases:
                         for f in futures:
                             f.cancel()
-                        raise
+                        raise exc
                     failed.append(exc)
+                else:
+                    collect(result)
     unique = {str(e): e for e in failed}
-    for message in unique:
-        warnings.warn(f"skipped case: {message}", stacklevel=2)
     if not records:
         raise InputError(None, "no DRR was made: every case failed")
     records.sort(key=lambda r: r.image_id)
