@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-glob", help="glob of label maps for --ct-glob")
     p.add_argument("--numbering", default="auto",
                    help="verse, totalsegmentator, totalsegmentator-v1, a label table .csv, or auto (default)")
-    p.add_argument("--n", type=positive_int, default=16, help="number of images (default 16)")
+    p.add_argument("--n", type=positive_int, default=16,
+                   help="number of images (default 16), spread over the cases in turn, --images-per-pose at a time")
     p.add_argument("--size", type=positive_int, default=512, help="longer image side in pixels (default 512)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="data-set seed (default 0)")
     p.add_argument("--images-per-pose", type=positive_int, default=4,
