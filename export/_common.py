@@ -1,7 +1,9 @@
 """Code shared by the training and export scripts: data, augmentation, checkpoints, provenance.
 
-Every image goes through ``vertxnet.preprocess`` exactly as at inference (``window01`` →
-optional CLAHE → ``letterbox``), so training and the shipped pipeline see identical inputs.
+Every image goes through ``vertxnet.preprocess`` exactly as at inference
+(``vertxnet.preprocess.letterboxed``: window → optional CLAHE → letterbox, then ``normalise``),
+so training and the shipped pipeline see identical inputs. Training targets are rasterised by
+pixel centres (``vertxnet.raster``, :data:`TARGET_MASKS`), as the metrics and outputs are.
 Augmentation then acts on the letterboxed [0, 1] canvas and on the polygons together, and keeps
 the letterbox padding at 0, which is what inference always feeds the networks there.
 """
@@ -9,7 +11,6 @@ the letterbox padding at 0, which is what inference always feeds the networks th
 from __future__ import annotations
 
 import math
-import os
 import random
 import subprocess
 import sys
@@ -29,10 +30,15 @@ from vertxnet.cli._args import parse_args  # noqa: E402,F401  (re-exported for t
 from vertxnet.data.datasets import read_coco  # noqa: E402
 from vertxnet.records import Record  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES, mrcnn_class_of  # noqa: E402
-from vertxnet.preprocess import PreprocessConfig, apply_clahe, letterbox, window01  # noqa: E402
+from vertxnet.files import atomic_path, write_json_atomic  # noqa: E402
+from vertxnet.preprocess import PreprocessConfig, letterboxed, normalise  # noqa: E402,F401  (normalise: for the scripts)
+from vertxnet.raster import image_mask  # noqa: E402
 from randomise import RandomiseConfig, StyleBank, randomise_appearance  # noqa: E402
 
-REFERENCE_LABELS = (MRCNN_CLASSES.index("C2"), MRCNN_CLASSES.index("S1"))
+#: How training masks are drawn from polygons, recorded in every checkpoint: pixels whose centre
+#: lies inside (``vertxnet.raster``). Checkpoints without the record were trained on
+#: ``cv2.fillPoly`` masks (every pixel the outline touches), which want the "centres" outline.
+TARGET_MASKS = "pixel-centres"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,10 +126,7 @@ def load_many(coco_paths: Path | Sequence[Path], image_root: str | Path | None =
 
 def prepare_sample(record: Record, pre: PreprocessConfig) -> Sample:
     """Preprocess one record exactly as inference does (without the final normalisation)."""
-    image01 = window01(record.load_image())
-    if pre.clahe:
-        image01 = apply_clahe(image01, pre.clahe_clip_limit, pre.clahe_tile_grid)
-    canvas, box = letterbox(image01, pre.input_size)
+    canvas, box = letterboxed(record.load_image(), pre)
     x0, y0, x1, y1 = box.content_box
     content = np.zeros_like(canvas, dtype=np.uint8)
     content[y0:y1, x0:x1] = 1
@@ -154,25 +157,12 @@ def split_records(records: list[Record], val_fraction: float, seed: int) -> tupl
     return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
 
 
-def rasterize_polygon(polygon: np.ndarray, size: int) -> np.ndarray:
-    """(S, S) uint8 mask of the pixels whose centres lie inside ``polygon`` (model coordinates)."""
-    mask = np.zeros((size, size), dtype=np.uint8)
-    # Continuous coordinates → pixel-index space (centre of pixel j is j + 0.5); 4 fractional bits.
-    pts = np.round((np.asarray(polygon, dtype=np.float64) - 0.5) * 16.0).astype(np.int32)
-    cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=4)
-    return mask
-
-
 def foreground_mask(polygons: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """(S, S) uint8 union of the polygons' pixel-centre masks: the U-Net's target."""
     mask = np.zeros((size, size), dtype=np.uint8)
     for p in polygons:
-        mask |= rasterize_polygon(p, size)
+        mask |= image_mask(p, size, size)
     return mask
-
-
-def normalise(canvas: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
-    """The last step of ``vertxnet.preprocess.prepare``: (x - mean) / std."""
-    return ((canvas - pre.mean) / pre.std).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +225,7 @@ def instance_targets(sample: Sample, min_pixels: int = 16) -> tuple[np.ndarray, 
     size = sample.canvas.shape[0]
     boxes, labels, masks = [], [], []
     for poly, label in zip(sample.polygons, sample.labels):
-        mask = rasterize_polygon(poly, size) & sample.content
+        mask = image_mask(poly, size, size).astype(np.uint8) & sample.content
         if int(mask.sum()) < min_pixels:
             continue
         ys, xs = np.nonzero(mask)
@@ -277,106 +267,6 @@ def augment_config(args: Any) -> AugmentConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation metrics (numpy only)
-
-
-def mask_iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU between every predicted (P, H, W) and ground-truth (G, H, W) boolean mask."""
-    if len(pred) == 0 or len(gt) == 0:
-        return np.zeros((len(pred), len(gt)))
-    p = pred.reshape(len(pred), -1).astype(np.float32)
-    g = gt.reshape(len(gt), -1).astype(np.float32)
-    inter = p @ g.T
-    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def greedy_matches(iou: np.ndarray, scores: np.ndarray, iou_threshold: float) -> dict[int, int]:
-    """One-to-one matching, predictions by descending score → {pred index: gt index}."""
-    matches: dict[int, int] = {}
-    taken: set[int] = set()
-    for pi in np.argsort(-np.asarray(scores), kind="stable"):
-        if iou.shape[1] == 0:
-            break
-        candidates = [(iou[pi, gi], gi) for gi in range(iou.shape[1]) if gi not in taken]
-        if not candidates:
-            break
-        best, gi = max(candidates)
-        if best > iou_threshold:
-            matches[int(pi)] = int(gi)
-            taken.add(gi)
-    return matches
-
-
-@dataclass
-class DetectionTally:
-    """Accumulates the two validation figures over images."""
-
-    gt_instances: int = 0
-    detected: int = 0
-    reference_images: int = 0
-    reference_correct: int = 0
-    images: int = 0
-
-    def add(self, pred_masks, pred_scores, pred_labels, gt_masks, gt_labels, iou_threshold: float = 0.5) -> None:
-        pred_masks = np.asarray(pred_masks, dtype=bool)
-        gt_masks = np.asarray(gt_masks, dtype=bool)
-        pred_labels = np.asarray(pred_labels)
-        gt_labels = np.asarray(gt_labels)
-        pred_scores = np.asarray(pred_scores, dtype=np.float64)
-        iou = mask_iou_matrix(pred_masks, gt_masks)
-        self.images += 1
-        self.gt_instances += len(gt_masks)
-        self.detected += len(greedy_matches(iou, pred_scores, iou_threshold))
-        gt_refs = [i for i, lab in enumerate(gt_labels) if lab in REFERENCE_LABELS]
-        if gt_refs:
-            self.reference_images += 1
-            pred_refs = [i for i, lab in enumerate(pred_labels) if lab in REFERENCE_LABELS]
-            if pred_refs:
-                top = max(pred_refs, key=lambda i: pred_scores[i])
-                ok = any(iou[top, g] > iou_threshold and pred_labels[top] == gt_labels[g] for g in gt_refs)
-                self.reference_correct += int(ok)
-
-    @property
-    def detection_rate(self) -> float:
-        return self.detected / self.gt_instances if self.gt_instances else float("nan")
-
-    @property
-    def reference_accuracy(self) -> float:
-        return self.reference_correct / self.reference_images if self.reference_images else float("nan")
-
-    def as_dict(self, prefix: str = "") -> dict:
-        return {
-            f"{prefix}detection_rate_iou50": self.detection_rate,
-            f"{prefix}reference_accuracy": self.reference_accuracy,
-            f"{prefix}images": self.images,
-            f"{prefix}gt_instances": self.gt_instances,
-            f"{prefix}reference_images": self.reference_images,
-        }
-
-
-def foreground_dice(pred: np.ndarray, target: np.ndarray) -> float:
-    """Hard Dice of two boolean masks; 1.0 when both are empty."""
-    p, t = pred.astype(bool), target.astype(bool)
-    denom = int(p.sum()) + int(t.sum())
-    return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
-
-
-def paste_masks(boxes: np.ndarray, mask_probs: np.ndarray, size: int, threshold: float = 0.5) -> np.ndarray:
-    """(K, S, S) boolean masks: each 28×28 probability map resized into its own box only."""
-    out = np.zeros((len(boxes), size, size), dtype=bool)
-    for k, (box, prob) in enumerate(zip(boxes, mask_probs)):
-        x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
-        x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
-        w, h = max(1, x1 - x0), max(1, y1 - y0)
-        resized = cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= threshold
-        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(size, x0 + w), min(size, y0 + h)
-        if cx1 > cx0 and cy1 > cy0:
-            out[k, cy0:cy1, cx0:cx1] = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Checkpoints
 
 
@@ -386,13 +276,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -441,16 +326,12 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def write_history(run: Path, history: list[dict], summary: dict) -> None:
-    from vertxnet.files import write_json_atomic
-
     write_json_atomic({"epochs": history, **summary}, Path(run) / "history.json", indent=1)
 
 
 def append_command(run: Path, command: str) -> None:
     """Record the exact command line of every (re)start of a run in RUN/commands.json."""
     import json
-
-    from vertxnet.files import write_json_atomic
 
     path = Path(run) / "commands.json"
     commands = json.loads(path.read_text()) if path.is_file() else []

@@ -18,7 +18,6 @@ Device buffers come from cuda-python, like the runtime's TensorRT backend.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,10 @@ import _common as C  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
 
 from vertxnet import bundle as vbundle  # noqa: E402
+from vertxnet.files import atomic_write  # noqa: E402
+from vertxnet.runtime import tensorrt as trt_runtime  # noqa: E402
+from vertxnet.runtime.registry import BackendUnavailable  # noqa: E402
+from vertxnet.runtime.tensorrt import cuda_check  # noqa: E402
 from vertxnet.preprocess import prepare  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -43,26 +46,11 @@ class TensorRTUnavailable(RuntimeError):
 
 
 def import_tensorrt() -> tuple[Any, Any]:
-    """(tensorrt, cudart) or TensorRTUnavailable saying which import failed."""
+    """(tensorrt, cudart) as the runtime's TensorRT backend loads them, or TensorRTUnavailable."""
     try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise TensorRTUnavailable(f"TensorRT is not installed here (`import tensorrt` failed: {exc})") from None
-    for name in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            import importlib
-
-            return trt, importlib.import_module(name)
-        except ImportError:
-            continue
-    raise TensorRTUnavailable("building engines needs cuda-python for device buffers (pip install cuda-python)")
-
-
-def _cuda_check(result: Any, what: str) -> Any:
-    err, *rest = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"{what} failed with CUDA error {int(err)}")
-    return rest[0] if len(rest) == 1 else rest
+        return trt_runtime.import_modules()
+    except BackendUnavailable as exc:
+        raise TensorRTUnavailable(f"TensorRT is not installed here, or cannot run: {exc}") from None
 
 
 def make_calibrator(trt: Any, cudart: Any, inputs: Sequence[np.ndarray], cache_path: Path) -> Any:
@@ -73,7 +61,7 @@ def make_calibrator(trt: Any, cudart: Any, inputs: Sequence[np.ndarray], cache_p
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
             self._index = 0
-            self._device = _cuda_check(cudart.cudaMalloc(self._inputs[0].nbytes), "cudaMalloc") if self._inputs else 0
+            self._device = cuda_check(cudart.cudaMalloc(self._inputs[0].nbytes), "cudaMalloc") if self._inputs else 0
 
         def get_batch_size(self) -> int:
             return 1
@@ -84,7 +72,7 @@ def make_calibrator(trt: Any, cudart: Any, inputs: Sequence[np.ndarray], cache_p
             host = self._inputs[self._index]
             self._index += 1
             kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-            _cuda_check(cudart.cudaMemcpy(self._device, host.ctypes.data, host.nbytes, kind), "cudaMemcpy")
+            cuda_check(cudart.cudaMemcpy(self._device, host.ctypes.data, host.nbytes, kind), "cudaMemcpy")
             return [int(self._device)]
 
         def read_calibration_cache(self):
@@ -163,15 +151,13 @@ def build_trt(config: TRTBuildConfig) -> list[Path]:
                 if calibrator is not None:
                     calibrator.free()
             name = f"{model}.{precision}.engine"
-            tmp = bundle.path / f"{name}.tmp-{os.getpid()}"
-            tmp.write_bytes(engine)
-            os.replace(tmp, bundle.path / name)
+            atomic_write(bundle.path / name, bytes(engine))
             manifest["models"][model].setdefault("variants", {})[f"trt-{precision}"] = name
             manifest["files"][name] = {}
             if precision == "int8" and (bundle.path / f"{model}.int8.calib").is_file():
                 manifest["files"][f"{model}.int8.calib"] = {}
             written.append(bundle.path / name)
-    props = _cuda_check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
+    props = cuda_check(cudart.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
     device = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
     manifest["tensorrt"] = {"version": trt.__version__, "device": device.rstrip("\x00"), "precisions": list(config.precisions)}
     vbundle.write_manifest(bundle.path, manifest)

@@ -1,10 +1,12 @@
 """Measure a model bundle's two networks through ONNX Runtime on annotated images.
 
-Figures (in model-input space, after ``vertxnet.preprocess.prepare`` exactly as at inference):
-  - U-Net foreground Dice: mean per-image Dice of (sigmoid(logits) > thresholds.unet) against the
-    union of the ground-truth vertebra polygons;
-  - Mask R-CNN detection rate: share of ground-truth vertebrae matched one-to-one (by score) by a
-    detection with score >= thresholds.mrcnn_score whose mask, pasted inside its box, has IoU > 0.5;
+Figures (in model-input space, after ``vertxnet.preprocess.prepare`` exactly as at inference, on
+the outlines the pipeline traces with the bundle's thresholds and outline convention; see
+export/validation.py):
+  - U-Net foreground Dice: mean per-image Dice of the traced U-Net outlines against the union of
+    the ground-truth vertebra polygons;
+  - Mask R-CNN detection rate: share of ground-truth vertebrae matched one-to-one by a traced
+    detection with score >= thresholds.mrcnn_score and IoU > 0.5;
   - reference accuracy: share of images with a ground-truth C2 or S1 where the best-scoring
     detection of class C2/S1 matches it (IoU > 0.5) with the right class;
 and optionally each network's ONNX Runtime CPU latency (median of ``--latency-runs`` after warm-up).
@@ -29,10 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
+import validation as V  # noqa: E402
 
 from vertxnet.errors import VertxError  # noqa: E402
 
 from vertxnet.bundle import load_bundle  # noqa: E402
+from vertxnet.pipeline import FALLBACK_THRESHOLDS  # noqa: E402
 from vertxnet.preprocess import prepare  # noqa: E402
 
 MASKRCNN_OUTPUTS = ["boxes", "scores", "labels", "mask_probs"]
@@ -81,20 +85,17 @@ def evaluate_bundle(config: EvaluateConfig) -> dict[str, Any]:
         records = records[: config.max_images]
     if not records:
         raise ValueError(f"{config.data}: no images to evaluate")
-    logit_threshold = float(np.log(thr["unet"] / (1.0 - thr["unet"])))
-    dices = []
-    tally = C.DetectionTally()
+    tracing = V.Tracing.of_bundle({**FALLBACK_THRESHOLDS, **thr}, bundle.manifest.get("postprocess"))
+    dices, truth, predicted = [], [], []
     x = None
-    for rec in records:
+    for n, rec in enumerate(records, start=1):
         x, _ = prepare(rec.load_image(), pre)
         sample = C.prepare_sample(rec, pre)
         (logits,) = unet.run(["logits"], {"image": x})
-        dices.append(C.foreground_dice(logits[0, 0] > logit_threshold, C.foreground_mask(sample.polygons, size)))
-        boxes, scores, labels, probs = mrcnn.run(MASKRCNN_OUTPUTS, {"image": x})
-        keep = scores >= thr["mrcnn_score"]
-        pred = C.paste_masks(boxes[keep], probs[keep], size, thr["mask"])
-        _, gt_labels, gt_masks = C.instance_targets(sample, min_pixels=1)
-        tally.add(pred, scores[keep], labels[keep], gt_masks, gt_labels)
+        dices.append(V.unet_dice(logits[0, 0], sample.content, sample.polygons, tracing))
+        truth.append(V.truth_record(sample.polygons, sample.labels, sample.content, n))
+        predicted.append(V.detection_record(mrcnn.run(MASKRCNN_OUTPUTS, {"image": x}), size, n, tracing))
+    figures = V.detection_figures(truth, predicted)
     report: dict[str, Any] = {
         "bundle": bundle.name,
         "bundle_version": bundle.version,
@@ -104,10 +105,11 @@ def evaluate_bundle(config: EvaluateConfig) -> dict[str, Any]:
         "unet_variant": config.unet_variant or "fp32",
         "unet_foreground_dice": float(np.mean(dices)),
         "unet_foreground_dice_min": float(np.min(dices)),
-        "maskrcnn_detection_rate_iou50": tally.detection_rate,
-        "maskrcnn_reference_accuracy": tally.reference_accuracy,
-        "gt_vertebrae": tally.gt_instances,
-        "reference_images": tally.reference_images,
+        "maskrcnn_detection_rate_iou50": figures["detection_rate_iou50"],
+        "maskrcnn_reference_accuracy": figures["reference_accuracy"],
+        "gt_vertebrae": figures["gt_instances"],
+        "reference_images": figures["reference_images"],
+        "outline": tracing.outline,
     }
     if config.latency_runs > 0:
         feed = {"image": x}

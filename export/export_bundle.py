@@ -27,7 +27,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
-from train_maskrcnn import load_maskrcnn  # noqa: E402
+import validation as V  # noqa: E402
+from train_maskrcnn import MaskRCNNForExport, load_maskrcnn  # noqa: E402
 from train_unet import load_unet  # noqa: E402
 
 from vertxnet import bundle as vbundle  # noqa: E402
@@ -37,30 +38,6 @@ from vertxnet.preprocess import PreprocessConfig, prepare  # noqa: E402
 
 OPSET = 17
 MASKRCNN_OUTPUTS = ["boxes", "scores", "labels", "mask_probs"]
-
-
-class MaskRCNNForExport(nn.Module):
-    """backbone → RPN → RoI heads on one preprocessed image; 28×28 mask probabilities, unpasted.
-
-    Skips GeneralizedRCNNTransform (preprocessing happens outside the graph) and
-    ``transform.postprocess`` / ``paste_masks_in_image`` (the pipeline pastes each mask inside its
-    box itself), so boxes are in model-input pixels.
-    """
-
-    def __init__(self, model: nn.Module, input_size: int):
-        super().__init__()
-        self.model = model.eval()
-        self.input_size = input_size
-
-    def forward(self, image: torch.Tensor):
-        from torchvision.models.detection.image_list import ImageList
-
-        features = self.model.backbone(image)
-        images = ImageList(image, [(self.input_size, self.input_size)])
-        proposals, _ = self.model.rpn(images, features)
-        detections, _ = self.model.roi_heads(features, proposals, images.image_sizes)
-        det = detections[0]
-        return det["boxes"], det["scores"], det["labels"], det["masks"][:, 0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,13 +151,23 @@ def convert_unet_fp16(fp32_path: Path, out_path: Path) -> Path:
     return out_path
 
 
-def unet_dice_onnx(session, inputs: Sequence[np.ndarray], truths: Sequence[np.ndarray], threshold: float) -> float:
-    logit_threshold = float(np.log(threshold / (1 - threshold)))
+def unet_dice_onnx(session, inputs: Sequence[np.ndarray], samples: Sequence[C.Sample], tracing: V.Tracing) -> float:
+    """Mean foreground Dice of the outlines the pipeline traces from ``session``'s logits."""
     scores = []
-    for x, t in zip(inputs, truths):
+    for x, sample in zip(inputs, samples):
         (logits,) = session.run(["logits"], {"image": x})
-        scores.append(C.foreground_dice(logits[0, 0] > logit_threshold, t))
+        scores.append(V.unet_dice(logits[0, 0], sample.content, sample.polygons, tracing))
     return float(np.mean(scores))
+
+
+def maskrcnn_figures(session, inputs: Sequence[np.ndarray], samples: Sequence[C.Sample], tracing: V.Tracing, *, min_pixels: int = 16) -> dict[str, float]:
+    """Detection figures (export/validation.py) of the detections the pipeline traces from ``session``."""
+    truth, predicted = [], []
+    for n, (x, sample) in enumerate(zip(inputs, samples), start=1):
+        outputs = session.run(MASKRCNN_OUTPUTS, {"image": x})
+        truth.append(V.truth_record(sample.polygons, sample.labels, sample.content, n, min_pixels=min_pixels))
+        predicted.append(V.detection_record(outputs, x.shape[-1], n, tracing))
+    return V.detection_figures(truth, predicted)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,19 +196,17 @@ class ExportConfig:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(vbundle.DEFAULT_THRESHOLDS))
 
 
-def _preprocessed(coco: Path, pre: PreprocessConfig, limit: int) -> tuple[list[np.ndarray], list[np.ndarray], list]:
-    """Inputs through ``vertxnet.preprocess.prepare`` (the inference path) and their truth masks."""
+def _preprocessed(coco: Path, pre: PreprocessConfig, limit: int) -> tuple[list[np.ndarray], list[C.Sample]]:
+    """Inputs through ``vertxnet.preprocess.prepare`` (the inference path) and their samples (truth)."""
     records = C.load_records(coco)[:limit]
     if not records:
         raise ValueError(f"{coco}: no images")
-    inputs, fg, samples = [], [], []
+    inputs, samples = [], []
     for rec in records:
         x, _ = prepare(rec.load_image(), pre)
-        sample = C.prepare_sample(rec, pre)
         inputs.append(np.ascontiguousarray(x, dtype=np.float32))
-        fg.append(C.foreground_mask(sample.polygons, pre.input_size).astype(bool))
-        samples.append(sample)
-    return inputs, fg, samples
+        samples.append(C.prepare_sample(rec, pre))
+    return inputs, samples
 
 
 def _checkpoint_metrics(state: dict) -> dict[str, Any]:
@@ -239,6 +224,7 @@ def _run_provenance(checkpoint: Path, state: dict) -> dict[str, Any]:
     config = state.get("config", {})
     return {
         "checkpoint": Path(checkpoint).name,
+        "target_masks": state.get("target_masks", "cv2.fillPoly"),
         "commands": json.loads(commands_file.read_text()) if commands_file.is_file() else [],
         "seed": config.get("seed"),
         "epochs": config.get("epochs"),
@@ -285,7 +271,7 @@ def export_bundle(config: ExportConfig) -> Path:
         export_unet_onnx(unet, size, tmp / "unet.onnx")
         export_maskrcnn_onnx(mrcnn, size, tmp / "maskrcnn.onnx")
 
-        check_inputs, check_fg, check_samples = _preprocessed(config.check_data, pre, config.check_images)
+        check_inputs, check_samples = _preprocessed(config.check_data, pre, config.check_images)
         unet_sess, mrcnn_sess = ort_session(tmp / "unet.onnx"), ort_session(tmp / "maskrcnn.onnx")
         tol = config.tolerances
         unet_diff = compare_unet(unet, unet_sess, check_inputs)
@@ -305,8 +291,11 @@ def export_bundle(config: ExportConfig) -> Path:
             "tolerances": vars(tol),
         }
 
-        threshold = config.thresholds.get("unet", 0.5)
-        fp32_dice = unet_dice_onnx(unet_sess, check_inputs, check_fg, threshold)
+        # The outline convention that fits how the checkpoints' training masks were drawn; the
+        # figures below are measured through the pipeline's tracing with it and these thresholds.
+        outline = V.outline_for(unet_state.get("target_masks")) if unet_state.get("target_masks") == mrcnn_state.get("target_masks") else "centres"
+        tracing = V.Tracing.of_bundle(config.thresholds, {"outline": outline})
+        fp32_dice = unet_dice_onnx(unet_sess, check_inputs, check_samples, tracing)
         unet_entry: dict[str, Any] = {
             "file": "unet.onnx",
             "preset": unet_state["preset"],
@@ -321,28 +310,21 @@ def export_bundle(config: ExportConfig) -> Path:
         if config.int8:
             if config.calibration_data is None:
                 raise ValueError("INT8 quantization needs --calibration-data (training images)")
-            calib, _, _ = _preprocessed(config.calibration_data, pre, config.calibration_images)
+            calib, _ = _preprocessed(config.calibration_data, pre, config.calibration_images)
             quantize_unet_int8(tmp / "unet.onnx", tmp / "unet.int8.onnx", calib)
-            dice = unet_dice_onnx(ort_session(tmp / "unet.int8.onnx"), check_inputs, check_fg, threshold)
+            dice = unet_dice_onnx(ort_session(tmp / "unet.int8.onnx"), check_inputs, check_samples, tracing)
             unet_entry["variants"]["int8"] = "unet.int8.onnx"
             variant_metrics["unet.int8"] = {"dice": dice, "dice_delta_vs_fp32": dice - fp32_dice, "calibration_images": len(calib), "method": "onnxruntime quantize_static QDQ, per-channel, MinMax"}
             files.append("unet.int8.onnx")
         if config.fp16:
             convert_unet_fp16(tmp / "unet.onnx", tmp / "unet.fp16.onnx")
-            dice = unet_dice_onnx(ort_session(tmp / "unet.fp16.onnx"), check_inputs, check_fg, threshold)
+            dice = unet_dice_onnx(ort_session(tmp / "unet.fp16.onnx"), check_inputs, check_samples, tracing)
             unet_entry["variants"]["fp16"] = "unet.fp16.onnx"
             variant_metrics["unet.fp16"] = {"dice": dice, "dice_delta_vs_fp32": dice - fp32_dice, "method": "onnxruntime.transformers.float16, float32 inputs/outputs kept"}
             files.append("unet.fp16.onnx")
 
-        # Mask R-CNN figures through ONNX Runtime on the check images.
-        tally = C.DetectionTally()
-        score_thr = config.thresholds.get("mrcnn_score", 0.5)
-        for x, sample in zip(check_inputs, check_samples):
-            boxes, scores, labels, probs = mrcnn_sess.run(MASKRCNN_OUTPUTS, {"image": x})
-            keep = scores >= score_thr
-            pred = C.paste_masks(boxes[keep], probs[keep], size, config.thresholds.get("mask", 0.5))
-            _, gt_labels, gt_masks = C.instance_targets(sample)
-            tally.add(pred, scores[keep], labels[keep], gt_masks, gt_labels)
+        # Mask R-CNN figures through ONNX Runtime and the pipeline's tracing on the check images.
+        mrcnn_check = maskrcnn_figures(mrcnn_sess, check_inputs, check_samples, tracing)
 
         backbone = {"edge": "resnet18 (layers 1-3) + FPN", "paper": "resnet50 + FPN"}[mrcnn_state["preset"]]
         manifest: dict[str, Any] = {
@@ -355,9 +337,9 @@ def export_bundle(config: ExportConfig) -> Path:
             "preprocess": pre.to_manifest(),
             "classes": list(MRCNN_CLASSES),
             "thresholds": dict(config.thresholds),
-            # Training masks are filled at pixel centres (cv2.fillPoly), so outlines go through
-            # boundary-pixel centres (docs/DESIGN.md, "Manifest details used by the pipeline").
-            "postprocess": {"outline": "centres"},
+            # How outlines are traced must fit how the training masks were drawn (docs/DESIGN.md,
+            # "Manifest details used by the pipeline"): pixel-centre masks "edges", cv2.fillPoly "centres".
+            "postprocess": {"outline": outline},
             "models": {
                 "unet": unet_entry,
                 "maskrcnn": {
@@ -386,7 +368,7 @@ def export_bundle(config: ExportConfig) -> Path:
             },
             "metrics": {
                 "unet": {**_checkpoint_metrics(unet_state), "check_dice_onnx": fp32_dice},
-                "maskrcnn": {**_checkpoint_metrics(mrcnn_state), **tally.as_dict("check_")},
+                "maskrcnn": {**_checkpoint_metrics(mrcnn_state), **V.prefixed(mrcnn_check, "check_")},
                 "variants": variant_metrics,
                 "export_check": export_check,
             },

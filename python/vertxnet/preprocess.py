@@ -146,11 +146,21 @@ class PreprocessConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def prepare(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, Letterbox]:
-    """Raw image → normalised float32 tensor of shape (1, 1, S, S) and its letterbox transform."""
+def letterboxed(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, Letterbox]:
+    """The [0, 1] model-input canvas (S, S) before normalisation, and its letterbox transform:
+    percentile window → optional CLAHE → letterbox. Training augments this canvas."""
     img = window01(image)
     if config.clahe:
         img = apply_clahe(img, config.clahe_clip_limit, config.clahe_tile_grid)
-    canvas, box = letterbox(img, config.input_size)
-    tensor = ((canvas - config.mean) / config.std).astype(np.float32)
-    return tensor[None, None], box
+    return letterbox(img, config.input_size)
+
+
+def normalise(canvas: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The last step: (x - mean) / std, float32."""
+    return ((canvas - config.mean) / config.std).astype(np.float32)
+
+
+def prepare(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, Letterbox]:
+    """Raw image → normalised float32 tensor of shape (1, 1, S, S) and its letterbox transform."""
+    canvas, box = letterboxed(image, config)
+    return normalise(canvas, config)[None, None], box

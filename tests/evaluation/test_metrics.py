@@ -158,3 +158,29 @@ def test_table_lists_truth_levels_in_anatomical_order():
     rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:6]}
     assert set(rows) == {"Dice", "PQ@0.7", "PQ@0.8", "identified@0.5"}
     assert "merged mask: pixel accuracy 1.0000" in table
+
+
+def test_reference_accuracy_takes_the_best_scoring_predicted_reference():
+    truth = [_record("a.png", _stack(["C2", "C3", "C4"])), _record("b.png", _stack(["L4", "L5", "S1"])), _record("c.png", _stack(["L1", "L2"]))]
+    right = _stack(["C2", "C3", "C4"])
+    right[0].score = 0.9
+    wrong = _stack(["L4", "L5", "S1"])
+    wrong[2].score = 0.4
+    wrong[0] = Annotation(wrong[0].polygon, "S1", 0.8)  # a better-scoring S1 on the wrong body
+    report = evaluate(truth, [_record("a.png", right), _record("b.png", wrong), _record("c.png", _stack(["L1", "L2"]))])
+    assert report.reference.images == 2 and report.reference.correct == 1  # the film without C2/S1 does not count
+    assert report.reference_accuracy == 0.5
+    assert report.to_dict()["reference_accuracy"] == 0.5
+    empty = evaluate(truth[2:], truth[2:])
+    assert np.isnan(empty.reference_accuracy) and empty.to_dict()["reference_accuracy"] is None
+
+
+def test_mask_dice():
+    from vertxnet.evaluation.metrics import mask_dice
+
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    assert mask_dice(a, b) == 1.0
+    a[:2] = True
+    b[1:3] = True
+    assert mask_dice(a, b) == pytest.approx(0.5)

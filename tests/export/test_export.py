@@ -151,3 +151,29 @@ def test_evaluate_bundle_cli_reports_json(tiny_checkpoints, check_phantoms, tmp_
     assert evaluate_bundle.main(["--bundle", str(tmp_path / "missing"), "--data", str(check_phantoms)]) == 1
     assert "error:" in capsys.readouterr().err
     assert evaluate_bundle.main(["--bundle"]) == 2
+
+
+def test_manifest_check_figures_are_those_of_the_pipeline_tracing(tiny_checkpoints, check_phantoms, tmp_path, monkeypatch):
+    """export_bundle writes into the manifest what export/validation.py measures on the traced
+    outlines (tests/export/test_validation.py shows those are the pipeline's own)."""
+    import export_bundle
+    import validation as V
+
+    calls, traced = [], V.trace_detections
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["outline"])
+        return traced(*args, **kwargs)
+
+    monkeypatch.setattr(V, "trace_detections", spy)
+    sentinel = {"detection_rate_iou50": 0.25, "reference_accuracy": 0.5, "images": 2, "gt_instances": 4, "reference_images": 2}
+    real = V.detection_figures
+    monkeypatch.setattr(V, "detection_figures", lambda truth, predicted: (real(truth, predicted), sentinel)[1])
+    unet, mrcnn = tiny_checkpoints
+    out = export_bundle.export_bundle(export_bundle.ExportConfig(
+        unet_checkpoint=unet, maskrcnn_checkpoint=mrcnn, out_dir=tmp_path / "b", check_data=check_phantoms, int8=False, fp16=False))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert calls == ["edges", "edges"]  # one traced check image each, with the manifest's outline
+    assert manifest["postprocess"]["outline"] == "edges"  # fresh checkpoints: pixel-centre training masks
+    assert manifest["training"]["unet"]["target_masks"] == "pixel-centres"
+    assert {k: manifest["metrics"]["maskrcnn"][f"check_{k}"] for k in sentinel} == sentinel

@@ -17,6 +17,9 @@ Metrics (seed papers in brackets):
   right name.
 - Detection rate [003]: share of truth vertebrae matched at IoU > 0.7 by any prediction,
   whatever its name.
+- Reference accuracy: share of truth images with a C2 or S1 whose best-scoring prediction named
+  C2 or S1 overlaps a truth vertebra of that name at IoU > ``identification_iou`` (the reference
+  the zipper names everything from).
 - Merged masks [001, Table 1; Long et al. 2015]: all vertebrae vs background as a two-class
   segmentation per image; pixel accuracy, mean accuracy, mean IoU, frequency-weighted IoU,
   computed per image and averaged over images.
@@ -31,6 +34,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..levels import level_index
+
+#: The vertebrae the zipper names the others from.
+REFERENCE_LEVELS = ("C2", "S1")
 from ..raster import polygon_mask, polygon_window
 from ..records import Record
 
@@ -83,6 +89,19 @@ class MatchCounts:
 
 
 @dataclass
+class ReferenceCounts:
+    """Truth images with a reference vertebra (C2/S1), and those whose best-scoring predicted
+    reference is right (its name, IoU above the identification threshold)."""
+
+    images: int = 0
+    correct: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.images if self.images else float("nan")
+
+
+@dataclass
 class EvalReport:
     """Evaluation results; ``to_dict()`` for JSON, ``table()`` for people."""
 
@@ -97,8 +116,14 @@ class EvalReport:
     detection: dict[str, MatchCounts]  # level or "all"; rate = recall
     merged: dict[str, float]  # pixel_accuracy, mean_accuracy, mean_iou, frequency_weighted_iou
     config: EvalConfig = field(default_factory=EvalConfig)
+    reference: ReferenceCounts = field(default_factory=lambda: ReferenceCounts())
     unpaired_truth: list[str] = field(default_factory=list)
     unpaired_pred: list[str] = field(default_factory=list)
+
+    @property
+    def reference_accuracy(self) -> float:
+        """NaN when no truth image has a reference vertebra."""
+        return self.reference.accuracy
 
     @property
     def identification_accuracy(self) -> float:
@@ -124,6 +149,8 @@ class EvalReport:
             "identification_accuracy": per_level(self.identification, lambda c: c.recall),
             "detection_rate": per_level(self.detection, lambda c: c.recall),
             "merged_mask": dict(self.merged),
+            "reference_accuracy": self.reference.accuracy if self.reference.images else None,
+            "reference_images": self.reference.images,
             "config": {
                 "pq_thresholds": list(self.config.pq_thresholds),
                 "identification_iou": self.config.identification_iou,
@@ -314,6 +341,7 @@ def evaluate(truth: Sequence[Record], pred: Sequence[Record], *, config: EvalCon
     identification: dict[str, MatchCounts] = defaultdict(MatchCounts)
     detection: dict[str, MatchCounts] = defaultdict(MatchCounts)
     merged_scores: list[dict[str, float]] = []
+    reference = ReferenceCounts()
     n_truth = n_pred = 0
 
     for key, t_rec, p_rec in pairs:
@@ -355,6 +383,17 @@ def evaluate(truth: Sequence[Record], pred: Sequence[Record], *, config: EvalCon
         _union_into(p_shapes, pred_mask)
         merged_scores.append(_binary_scores(truth_mask, pred_mask))
 
+        truth_refs = [ti for ti, t_shape in enumerate(t_shapes) if t_shape.level in REFERENCE_LEVELS]
+        if truth_refs:
+            reference.images += 1
+            pred_refs = [pj for pj, p_shape in enumerate(p_shapes) if p_shape.level in REFERENCE_LEVELS]
+            if pred_refs:
+                scores = [a.score if a.score is not None else 0.0 for a in p_rec.annotations]
+                top = max(pred_refs, key=lambda pj: scores[pj])
+                reference.correct += int(any(
+                    iou[ti, top] > config.identification_iou and t_shapes[ti].level == p_shapes[top].level for ti in truth_refs
+                ))  # fmt: skip
+
     levels = sorted(dice_values, key=level_index)
     for counts in (*pq.values(), identification, detection):
         for lv in [*levels, "all"]:
@@ -373,6 +412,7 @@ def evaluate(truth: Sequence[Record], pred: Sequence[Record], *, config: EvalCon
         identification=dict(identification),
         detection=dict(detection),
         merged=merged,
+        reference=reference,
         config=config,
         unpaired_truth=unpaired_truth,
         unpaired_pred=unpaired_pred,
@@ -400,4 +440,11 @@ def _dice(truth: _Shape, named: list[_Shape], inter_with_named: np.ndarray) -> f
     return 2.0 * inter / denom if denom else 0.0
 
 
-__all__ = ["EvalConfig", "EvalReport", "MatchCounts", "evaluate"]
+def mask_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Hard Dice of two boolean masks of one image; 1.0 when both are empty."""
+    p, t = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    denom = int(np.count_nonzero(p)) + int(np.count_nonzero(t))
+    return 1.0 if denom == 0 else 2.0 * int(np.count_nonzero(p & t)) / denom
+
+
+__all__ = ["EvalConfig", "EvalReport", "MatchCounts", "ReferenceCounts", "evaluate", "mask_dice"]

@@ -40,7 +40,7 @@ INFO = BackendInfo(
 )
 
 
-def _import_modules() -> tuple[Any, Any]:
+def import_modules() -> tuple[Any, Any]:
     """(tensorrt, cudart) or BackendUnavailable saying which is missing."""
     try:
         trt = importlib.import_module("tensorrt")
@@ -57,7 +57,7 @@ def _import_modules() -> tuple[Any, Any]:
 def unavailable_reason() -> str | None:
     """Why the native TensorRT backend cannot run here, or None when it can be tried."""
     try:
-        _import_modules()
+        import_modules()
     except BackendUnavailable as exc:
         return str(exc)
     return None
@@ -120,7 +120,7 @@ class TensorRTBackend(Backend):
 register(TensorRTBackend(), rank=0)
 
 
-def _check(result: Any, what: str) -> Any:
+def cuda_check(result: Any, what: str) -> Any:
     """cuda-python calls return (error, *values); raise on an error, return the value(s)."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
@@ -132,7 +132,7 @@ class TensorRTSession(ModelSession):
     """A deserialized TensorRT engine with one execution context and one CUDA stream."""
 
     def __init__(self, path: str | Path):
-        trt, cudart = _import_modules()
+        trt, cudart = import_modules()
         self._trt, self._cudart = trt, cudart
         self.path = Path(path)
         self.backend = "tensorrt"
@@ -147,7 +147,7 @@ class TensorRTSession(ModelSession):
         self.output_names = [n for n in names if n not in self._inputs]
         if self._inputs != [INPUT_NAME]:
             raise BundleError(self.path, f"engine inputs are {self._inputs}, expected exactly [{INPUT_NAME!r}]")
-        self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = cuda_check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._input_ptr, self._input_bytes = 0, 0
         self._allocator = _make_output_allocator(trt, cudart)
         for name in self.output_names:
@@ -158,24 +158,24 @@ class TensorRTSession(ModelSession):
         host_in = np.ascontiguousarray(image, dtype=np.float32)
         if host_in.nbytes > self._input_bytes:
             if self._input_ptr:
-                _check(cudart.cudaFree(self._input_ptr), "cudaFree")
-            self._input_ptr = _check(cudart.cudaMalloc(host_in.nbytes), "cudaMalloc")
+                cuda_check(cudart.cudaFree(self._input_ptr), "cudaFree")
+            self._input_ptr = cuda_check(cudart.cudaMalloc(host_in.nbytes), "cudaMalloc")
             self._input_bytes = host_in.nbytes
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _check(cudart.cudaMemcpyAsync(self._input_ptr, host_in.ctypes.data, host_in.nbytes, h2d, self._stream), "cudaMemcpyAsync")
+        cuda_check(cudart.cudaMemcpyAsync(self._input_ptr, host_in.ctypes.data, host_in.nbytes, h2d, self._stream), "cudaMemcpyAsync")
         if not self._context.set_input_shape(INPUT_NAME, tuple(host_in.shape)):
             raise BundleError(self.path, f"engine does not accept an input of shape {host_in.shape}")
         self._context.set_tensor_address(INPUT_NAME, int(self._input_ptr))
         if not self._context.execute_async_v3(int(self._stream)):
             raise BundleError(self.path, "TensorRT execution failed")
-        _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        cuda_check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
         outputs = {}
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name in self.output_names:
             shape = self._allocator.shapes[name]
             host = np.empty(shape, dtype=trt.nptype(self._engine.get_tensor_dtype(name)))
             if host.nbytes:
-                _check(cudart.cudaMemcpy(host.ctypes.data, self._allocator.pointers[name], host.nbytes, d2h), "cudaMemcpy")
+                cuda_check(cudart.cudaMemcpy(host.ctypes.data, self._allocator.pointers[name], host.nbytes, d2h), "cudaMemcpy")
             outputs[name] = host
         return outputs
 
@@ -211,8 +211,8 @@ def _make_output_allocator(trt: Any, cudart: Any) -> Any:
             size = max(int(size), 1)
             if self.sizes.get(name, 0) < size:
                 if name in self.pointers:
-                    _check(cudart.cudaFree(self.pointers[name]), "cudaFree")
-                self.pointers[name] = int(_check(cudart.cudaMalloc(size), "cudaMalloc"))
+                    cuda_check(cudart.cudaFree(self.pointers[name]), "cudaFree")
+                self.pointers[name] = int(cuda_check(cudart.cudaMalloc(size), "cudaMalloc"))
                 self.sizes[name] = size
             return self.pointers[name]
 

@@ -66,8 +66,7 @@ def torch_variant(folder: Path, bundle: Bundle, threads: int) -> tuple[Variant |
         return None, f"{folder}: no checkpoint for {', '.join(missing)}"
     if str(export_dir) not in sys.path:
         sys.path.insert(0, str(export_dir))
-    from export_bundle import MaskRCNNForExport  # noqa: PLC0415 - optional, needs torch
-    from train_maskrcnn import load_maskrcnn
+    from train_maskrcnn import MaskRCNNForExport, load_maskrcnn  # noqa: PLC0415 - optional, needs torch
     from train_unet import load_unet
 
     torch.set_num_threads(threads)
