@@ -14,7 +14,7 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr double kDeg = 180.0 / kPi;
 
 // Levels (1-based) used by the spine measures.
-constexpr int kC2 = 2, kC3 = 3, kC7 = 7, kL1 = 20, kL5 = 24, kS1 = 25;
+constexpr int kC2 = 2, kC3 = 3, kC7 = 7, kT2 = 9, kT11 = 18, kL1 = 20, kL5 = 24, kS1 = 25;
 constexpr int kLevelCountMorphometry = 25;  // C1..S1
 
 Point operator+(Point a, Point b) { return {a.x + b.x, a.y + b.y}; }
@@ -623,8 +623,6 @@ std::vector<int> top_to_bottom(const std::vector<Point>& centres) {
     return order;
 }
 
-bool in_lordotic_run(int level) { return (level >= kC2 && level <= kC7) || (level >= kL1 && level <= kS1); }
-
 // Two bodies next to each other in the chain may form a segment: levels one apart, or a name
 // missing (then only their order says they are neighbours).
 bool adjacent(const SpineBody& upper, const SpineBody& lower) {
@@ -647,23 +645,43 @@ void validate_bodies(const std::vector<SpineBody>& bodies) {
 
 bool infer_facing(const std::vector<SpineBody>& bodies, Facing& facing, double min_bow) {
     validate_bodies(bodies);
-    std::vector<Point> cervical, lumbar, all;
+    // Runs of named levels with a known curve: the cervical and lumbar spines bulge forwards
+    // (lordosis), the mid-thoracic spine backwards (kyphosis). Without a run of three, all
+    // bodies in order, taken as lordotic (the cervical and lumbar films this is made for).
+    std::vector<Point> runs[3], all;
     std::vector<Point> centres;
     for (const SpineBody& body : bodies) centres.push_back(body_centre(body.polygon));
     for (const int i : top_to_bottom(centres)) {
         all.push_back(centres[i]);
         const int level = bodies[i].level;
-        if (in_lordotic_run(level)) (level <= kC7 ? cervical : lumbar).push_back(centres[i]);
+        if (level >= kC2 && level <= kC7) runs[0].push_back(centres[i]);
+        if (level >= kT2 && level <= kT11) runs[1].push_back(centres[i]);
+        if (level >= kL1 && level <= kS1) runs[2].push_back(centres[i]);
     }
-    const std::vector<Point>& run =
-        std::max(cervical.size(), lumbar.size()) >= 3 ? (lumbar.size() >= cervical.size() ? lumbar : cervical) : all;
-    if (run.size() < 3) return false;
-    const Point chord = run.back() - run.front();
-    const double length = norm(chord);
-    if (!(length > 0.0)) return false;
-    double bow = 0.0;
-    for (size_t k = 1; k + 1 < run.size(); ++k) bow += cross(unit(chord), run[k] - run.front());
-    bow /= static_cast<double>(run.size() - 2) * length;
+    // Signed bow of a run: mean distance of its inner centroids from its chord, over the
+    // chord's length (negative when it bulges towards +x).
+    auto bow_of = [](const std::vector<Point>& run) {
+        const Point chord = run.back() - run.front();
+        const double length = norm(chord);
+        if (!(length > 0.0)) return 0.0;
+        double sum = 0.0;
+        for (size_t k = 1; k + 1 < run.size(); ++k) sum += cross(unit(chord), run[k] - run.front());
+        return sum / (static_cast<double>(run.size() - 2) * length);
+    };
+    // Every run of three or more votes with its length; kyphosis bulges backwards.
+    double bow = 0.0, weight = 0.0;
+    for (int r = 0; r < 3; ++r) {
+        if (runs[r].size() < 3) continue;
+        const double w = static_cast<double>(runs[r].size());
+        bow += w * (r == 1 ? -1.0 : 1.0) * bow_of(runs[r]);
+        weight += w;
+    }
+    if (weight > 0.0) {
+        bow /= weight;
+    } else {
+        if (all.size() < 3) return false;
+        bow = bow_of(all);
+    }
     if (!(std::fabs(bow) >= min_bow)) return false;
     // With the patient facing right (front = +x) a forward bulge has a negative cross product.
     facing = bow < 0.0 ? Facing::Right : Facing::Left;

@@ -269,6 +269,15 @@ def test_lumbar_lordosis_segments_and_facing_inferred(facing):
     assert given_right.facing_source == "given" and given_right.lumbar_lordosis_deg == pytest.approx(44.0)
 
 
+@pytest.mark.parametrize("facing", ["right", "left"])
+def test_thoracic_kyphosis_bulges_backwards(facing):
+    levels = ["T4", "T5", "T6", "T7", "T8", "T9"]
+    polys = chain(levels, tilts=[15.0, 9.0, 3.0, -3.0, -9.0, -15.0], facing=facing)  # kyphotic
+    assert core.infer_facing(polys, levels) == facing
+    # unnamed, the same chain is read as a lordotic one: the other way round
+    assert core.infer_facing(polys, [None] * 6) == ("left" if facing == "right" else "right")
+
+
 def test_wrong_facing_reverses_the_lordosis():
     polys = chain(LUMBAR, tilts=[-20, -12, -4, 4, 12, 24])
     assert core.measure_spine(polys, LUMBAR, facing="left").lumbar_lordosis_deg == pytest.approx(-44.0)

@@ -144,10 +144,11 @@ struct SpineMorphometry {
     std::vector<std::string> flags;  ///< "facing_assumed"
 };
 
-/// Which way the patient faces, from the bow of the chain of centroids: cervical and lumbar
-/// spines are lordotic, so the chain bulges anteriorly. Uses the bodies named C2..C7 and L1..S1
-/// when at least three are present, else all bodies. Returns false (facing untouched) when fewer
-/// than three bodies or the bow is under `min_bow` of the chord length.
+/// Which way the patient faces, from the bow of the chain of centroids: the cervical (C2..C7)
+/// and lumbar (L1..S1) spines bulge anteriorly, the mid-thoracic (T2..T11) posteriorly. Every
+/// run of at least three named bodies votes with its length; without one, all bodies are taken
+/// as a lordotic chain. Returns false (facing untouched) when fewer than three bodies or the bow is
+/// under `min_bow` of the chord length.
 bool infer_facing(const std::vector<SpineBody>& bodies, Facing& facing, double min_bow = 0.015);
 
 /// Every body, the Genant grades, the segments and the lordosis angles. `facing_given` false
