@@ -192,6 +192,14 @@ double median_of(std::vector<double> v) {
 constexpr double kSpurZone = 0.25;
 constexpr double kSpurHeight = 0.03;
 constexpr double kSpurMargin = 0.3;
+// Whether point p lies inside the ring (a[k], b[k]) (even-odd rule).
+bool inside_ring(const std::vector<double>& a, const std::vector<double>& b, Point p) {
+    bool inside = false;
+    for (size_t i = 0, n = a.size(), j = n - 1; i < n; j = i++) {
+        if ((b[i] > p.y) != (b[j] > p.y) && p.x < (a[j] - a[i]) * (p.y - b[i]) / (b[j] - b[i]) + a[i]) inside = !inside;
+    }
+    return inside;
+}
 
 // Tukey biweight IRLS from the coefficients in `coef`; `floor` is the smallest residual scale.
 // Returns the robust residual scale it ended with (NaN when the system became singular at once).
@@ -359,7 +367,7 @@ namespace {
 
 // The body measured from the resampled ring `pts` (positive shoelace area) starting from the
 // caudal axis `v`; unmeasured when the ring cannot be cut into four sides and fitted.
-BodyMorphometry measure_from_axis(const std::vector<Point>& pts, Point v, Facing facing,
+BodyMorphometry measure_from_axis(const Polygon& ring, const std::vector<Point>& pts, Point v, Facing facing,
                                   const MorphometryParams& params) {
     BodyMorphometry out;
     auto fail = [&out](const char* why) {
@@ -506,6 +514,29 @@ BodyMorphometry measure_from_axis(const std::vector<Point>& pts, Point v, Facing
             }
             corners_ab[c] = {ca, cb};
         }
+        // Corners are placed on the outline, as an observer places them on the film: where the
+        // fitted sides meet outside the outline (a rounded or ragged corner), the corner is the
+        // nearest outline point; where they meet inside it (a spur was left out), it stays.
+        std::vector<double> ra(ring.size()), rb(ring.size());  // the given outline in the frame
+        for (size_t k = 0; k < ring.size(); ++k) {
+            const Point d = ring[k] - centre;
+            ra[k] = dot(d, u), rb[k] = dot(d, v);
+        }
+        for (int c = 0; c < 4; ++c) {
+            if (inside_ring(ra, rb, corners_ab[c])) continue;
+            double best = std::numeric_limits<double>::infinity();
+            Point nearest = corners_ab[c];
+            for (size_t k = 0, n = ring.size(); k < n; ++k) {
+                const Point p{ra[k], rb[k]}, q{ra[(k + 1) % n], rb[(k + 1) % n]};
+                const Point d = q - p;
+                const double len2 = dot(d, d);
+                const double t = len2 > 0.0 ? std::clamp(dot(corners_ab[c] - p, d) / len2, 0.0, 1.0) : 0.0;
+                const Point x = p + t * d;
+                const double dist = norm(corners_ab[c] - x);
+                if (dist < best) best = dist, nearest = x;
+            }
+            corners_ab[c] = nearest;
+        }
         // Refine the axis: perpendicular to the mean of the two rim chords.
         const Point sup = unit(corners_ab[1] - corners_ab[0]), inf = unit(corners_ab[2] - corners_ab[3]);
         const Point mean_ab = unit(sup + inf);
@@ -590,11 +621,11 @@ BodyMorphometry measure_body(const Polygon& polygon, Facing facing, Point caudal
     // failing that, from the rectangle's axis nearest the hint whatever its angle (a body tilted
     // far from the hint, e.g. alone on a rotated film).
     const Point first = rectangle_axis_near(pts, hint, 30.0);
-    BodyMorphometry out = measure_from_axis(pts, first, facing, params);
+    BodyMorphometry out = measure_from_axis(polygon, pts, first, facing, params);
     if (!out.measured) {
         const Point second = rectangle_axis_near(pts, hint, 90.0);
         if (std::fabs(dot(second, first)) < 0.9999) {
-            BodyMorphometry retry = measure_from_axis(pts, second, facing, params);
+            BodyMorphometry retry = measure_from_axis(polygon, pts, second, facing, params);
             if (retry.measured) return retry;
         }
     }

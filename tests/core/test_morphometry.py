@@ -126,21 +126,28 @@ def test_pixel_spacing_gives_millimetres_and_physical_angles():
     assert b.superior_tilt_deg == pytest.approx(math.degrees(math.atan2(2.5, 10.0)))
 
 
+#: A corner rounded by an arc of radius r: the point of the arc nearest the sharp corner lies
+#: r (1 - 1/sqrt 2) in from it along both sides.
+ROUNDING = 1.0 - 1.0 / math.sqrt(2.0)
+
+
 @pytest.mark.parametrize("radius", [2.0, 4.0])
-def test_rounded_corners_give_the_rim_corners(radius):
+def test_rounded_corners_are_marked_on_the_outline(radius):
     local = body_outline(40, 30, 30, radius=radius)
     b = core.measure_body(place(local, angle=10), facing="right")
-    assert heights(b) == pytest.approx((30, 30, 30), abs=0.05)
-    np.testing.assert_allclose(b.corners, place(quad(40, 30, 30), angle=10), atol=0.05)
+    inset = radius * ROUNDING
+    assert heights(b) == pytest.approx((30 - 2 * inset, 30, 30 - 2 * inset), abs=1e-6)
+    expected = quad(40, 30, 30) + np.array([[inset, inset], [-inset, inset], [-inset, -inset], [inset, -inset]])
+    np.testing.assert_allclose(b.corners, place(expected, angle=10), atol=1e-6)
 
 
 def test_concave_endplates_and_waisted_walls():
     local = body_outline(40, 32, 26, concavity=2.0, waist=1.5, radius=2.0)
     b = core.measure_body(place(local, angle=-8, facing="left"), facing="left")
-    # rims at the corners, middle height between the deepest points of the two bowls
-    assert b.height_anterior == pytest.approx(26, abs=0.05)
-    assert b.height_posterior == pytest.approx(32, abs=0.05)
-    assert b.height_middle == pytest.approx((26 + 32) / 2 - 2 * 2.0, abs=0.05)
+    # corners on the rounded rims, middle height between the deepest points of the two bowls
+    assert b.height_anterior == pytest.approx(26 - 4 * ROUNDING, abs=0.01)
+    assert b.height_posterior == pytest.approx(32 - 4 * ROUNDING, abs=0.01)
+    assert b.height_middle == pytest.approx((26 + 32) / 2 - 2 * 2.0, abs=0.01)
 
 
 def test_osteophyte_spur_is_left_out_and_flagged():
@@ -148,15 +155,16 @@ def test_osteophyte_spur_is_left_out_and_flagged():
     b = core.measure_body(place(local, angle=5), facing="right")
     assert "spur_anterior_superior" in b.flags
     assert not any(f.startswith("spur_") and f != "spur_anterior_superior" for f in b.flags)
-    # the beak rises 4 px above the rim; the rim height is found within a small share of that
-    assert b.height_anterior == pytest.approx(30, abs=0.6)
-    assert b.height_posterior == pytest.approx(30, abs=0.2)
+    # the beak rises 4 px above the rim: the anterior-superior corner is found under it, at the
+    # sharp rim corner (a rounded corner would be marked on its arc, 2 (1 - 1/sqrt 2) px in)
+    assert b.height_anterior == pytest.approx(30 - 2 * ROUNDING, abs=0.1)
+    assert b.height_posterior == pytest.approx(30 - 4 * ROUNDING, abs=0.01)
     clean = core.measure_body(place(body_outline(40, 30, 30, concavity=1.5, radius=2.0), angle=5), facing="right")
     assert not any(f.startswith("spur_") for f in clean.flags)
 
 
 @pytest.mark.parametrize("angle", [0.0, 11.0, -23.0])
-def test_traced_pixel_outline_is_measured_to_a_pixel(angle):
+def test_traced_pixel_outline_is_measured_to_a_pixel_and_a_half(angle):
     # a body of 60 x 48 px with 4 px rounded corners, filled and traced as the pipeline does
     local = body_outline(60, 48, 40, concavity=2.0, radius=4.0)
     film = place(local, angle=angle, centre=(100.3, 100.7))
@@ -165,7 +173,8 @@ def test_traced_pixel_outline_is_measured_to_a_pixel(angle):
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     traced = contours[0][:, 0, :].astype(float) + 0.5
     b = core.measure_body(traced, facing="right")
-    assert heights(b) == pytest.approx((40, 44 - 4, 48), abs=1.0)
+    # the traced staircase lies up to half a pixel either side of the outline at each end
+    assert heights(b) == pytest.approx((40 - 8 * ROUNDING, 44 - 4, 48 - 8 * ROUNDING), abs=1.5)
 
 
 def test_axis_hint_and_far_tilted_single_body():

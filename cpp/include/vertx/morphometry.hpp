@@ -11,10 +11,12 @@
 // anterior-inferior, posterior-inferior). Each side is fitted on its middle part only (the ends,
 // where corners are rounded and osteophytes grow, are left out) with a quadratic in the frame
 // (so concave endplates and waisted walls are followed, not cut) by iteratively reweighted least
-// squares with Tukey's biweight (so bumps such as osteophytes lose their weight). A corner is where
-// the fitted endplate meets the fitted wall: the rim corner an observer places, not the rounded
-// outline. The middle height is measured between the two endplates on the line joining the
-// middles of the rim chords.
+// squares with Tukey's biweight (so bumps such as osteophytes lose their weight); a corner whose
+// outline runs outside the fitted endplate (a spur growing towards the disc) is left out of its
+// two sides' fits over a wider margin. A corner is where the fitted endplate meets the fitted
+// wall, moved onto the outline when that point lies outside it: the point an observer marks on a
+// rounded corner (where a spur was left out, the point inside the spur's base stays). The middle
+// height is measured between the two endplates on the line joining the middles of the rim chords.
 //
 // Angles are signed in the patient's frame and positive when lordotic (open anteriorly): an
 // endplate's tilt is positive when its anterior end lies lower (caudal) in the image; a body's or
