@@ -6,11 +6,17 @@ near-duplicates of the limsungjoo dev films.
     python3 export/build_unlabelled_pool.py --mirror /work/.mirror/limsungjoo+Vertebra_classification/repo \
         --dev data/real/dev --truth /work/shared/real-films/dev.coco.json --out data/real/unlabelled
 """
-import argparse, hashlib, json, os, subprocess, sys
+import argparse, hashlib, json, subprocess, sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
+    sys.path.insert(0, str(REPO_ROOT / "python"))  # a source checkout without `pip install -e .`
+
+from vertxnet.files import atomic_write  # noqa: E402
 
 FOLDER = "Binary_clf/pytorch_grad_cam/original/"
 REPO = "limsungjoo/Vertebra_classification"
@@ -117,9 +123,7 @@ def main() -> int:
             dropped.append({"path": twin["path"], "reason": "near_duplicate", "detail": f"smaller near-duplicate of {path}"})
         name = Path(path).name
         dest = out / name
-        tmp = out / (name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        atomic_write(dest, data)
         kept.append({"file": name, "path": path, "width": int(img.shape[1]), "height": int(img.shape[0]),
                      "pixel_sha256": digest, "max_dev_correlation": round(best[0], 4), "nearest_dev_film": best[1], "_thumbs": t})
     for k in kept:
@@ -132,9 +136,7 @@ def main() -> int:
                         f"high-passed whole-frame 64x64 or content-cropped 32x64 grey thumbnail correlates > {a.near} with a dev film "
                         f"is dropped; of near-duplicates within the pool (same test) the larger copy is kept",
                 "counts": counts, "kept": kept, "dropped": dropped}
-    tmp = out / "manifest.json.part"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / "manifest.json")
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=1))
     print(json.dumps(counts))
     return 0
 

@@ -33,6 +33,7 @@ from train_unet import load_unet  # noqa: E402
 
 from vertxnet import bundle as vbundle  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
+from vertxnet.files import temporary_name  # noqa: E402
 from vertxnet.levels import MRCNN_CLASSES  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, prepare  # noqa: E402
 
@@ -263,7 +264,7 @@ def export_bundle(config: ExportConfig) -> Path:
 
     out = Path(config.out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(out)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
