@@ -23,6 +23,10 @@ class Annotation:
     polygon: np.ndarray
     level: str | None
     score: float | None = None  # confidence, for predictions
+    #: Further per-body fields kept through COCO files, e.g. the real-film annotations'
+    #: ``corners`` (posterior-superior, anterior-superior, anterior-inferior, posterior-inferior)
+    #: and the phantoms' ``morphometry`` truth (heights).
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -128,6 +128,9 @@ def write_coco(records: Sequence[Record], path: str | Path) -> Path:
             }
             if ann.score is not None:
                 item["score"] = float(ann.score)
+            for key, value in ann.extra.items():
+                if key not in item:
+                    item[key] = value
             annotations.append(item)
     payload = {
         "info": {"description": "vertxnet vertebral-body annotations", "version": "1.0"},
@@ -233,8 +236,14 @@ def read_coco(path: str | Path, *, image_root: str | Path | None = None) -> list
         score = ann.get("score")
         if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
             raise InputError(path, f"{where}: 'score' must be a number")
-        rec.annotations.append(Annotation(polygon=polygon, level=level, score=None if score is None else float(score)))
+        extra = {k: v for k, v in ann.items() if k not in _COCO_ANNOTATION_KEYS}
+        rec.annotations.append(Annotation(polygon=polygon, level=level, score=None if score is None else float(score), extra=extra))
     return records
+
+
+#: COCO annotation keys read into Annotation's own fields (or recomputed); any other key of an
+#: annotation (``corners``, ``morphometry``, ``partial`` ...) is kept in ``Annotation.extra``.
+_COCO_ANNOTATION_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "score"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ...records import Annotation, Record
 from .config import MIXED_WEIGHTS, Knobs, PhantomConfig
 from .render import Canvas, Detector, Field, Projection, bone_texture, expose
 from .scene import CHAIN, Spine, build_spine, streams
+from .truth import body_truth
 from .structures import (
     add_aortic_calcification,
     add_atlas,
@@ -233,7 +234,8 @@ def render_film(config: PhantomConfig, index: int) -> tuple[np.ndarray, Record]:
         if fraction < MIN_VISIBLE_FRACTION:  # as an annotator would: too little of it to outline
             cut[b.level] = round(fraction, 4)
             continue
-        annotations.append(Annotation(polygon=clipped, level=b.level))
+        truth = body_truth(b, field.to_px, field.spacing)
+        annotations.append(Annotation(polygon=clipped, level=b.level, extra={"corners": truth["corners"], "morphometry": truth}))
         visible[b.level] = round(fraction, 4)
     implants = add_implants(canvas, spine, rngs["implant"], knobs.implant_prob, [a.level for a in annotations])
     # the dose is set on the vertebral bodies; the window on the whole patient
