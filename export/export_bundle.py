@@ -1,8 +1,9 @@
 """Export trained U-Net and Mask R-CNN checkpoints to a verified vertxnet model bundle.
 
 Writes ``unet.onnx`` (``image`` (1,1,S,S) → ``logits``), ``maskrcnn.onnx`` (``image`` → ``boxes``,
-``scores``, ``labels``, ``mask_probs`` (K,28,28); no resizing, normalisation or mask pasting in the
-graph; K may be 0), optional U-Net variants (``unet.int8.onnx`` by ONNX Runtime static
+``scores``, ``labels``, ``mask_probs`` (K,28,28), ``class_probs`` (K,4); no resizing, normalisation or
+mask pasting in the graph; K may be 0), optionally ``view.onnx`` (``image`` → ``view_logits``
+(1, 5), the film's region, from ``--view``), optional U-Net variants (``unet.int8.onnx`` by ONNX Runtime static
 quantization calibrated on training images, ``unet.fp16.onnx``), and ``manifest.json`` through
 ``vertxnet.bundle.write_manifest``. The bundle is built in a temporary folder and moved into place
 only after ``vertxnet.bundle.load_bundle`` accepts it and ONNX Runtime reproduces PyTorch on
@@ -30,6 +31,7 @@ import _common as C  # noqa: E402
 import validation as V  # noqa: E402
 from train_maskrcnn import MaskRCNNForExport, load_maskrcnn  # noqa: E402
 from train_unet import load_unet  # noqa: E402
+from train_view import load_view  # noqa: E402
 
 from vertxnet import bundle as vbundle  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
@@ -38,7 +40,7 @@ from vertxnet.levels import MRCNN_CLASSES  # noqa: E402
 from vertxnet.preprocess import PreprocessConfig, prepare  # noqa: E402
 
 OPSET = 17
-MASKRCNN_OUTPUTS = ["boxes", "scores", "labels", "mask_probs"]
+MASKRCNN_OUTPUTS = ["boxes", "scores", "labels", "mask_probs", "class_probs"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,6 +66,25 @@ def export_maskrcnn_onnx(model: nn.Module, input_size: int, path: Path) -> Path:
             input_names=["image"], output_names=MASKRCNN_OUTPUTS, dynamic_axes=dynamic,
         )
     return path
+
+
+def export_view_onnx(model: nn.Module, input_size: int, path: Path) -> Path:
+    dummy = torch.zeros(1, 1, input_size, input_size)
+    torch.onnx.export(
+        model.eval(), (dummy,), str(path), dynamo=False, opset_version=OPSET,
+        input_names=["image"], output_names=["view_logits"],
+    )  # fmt: skip
+    return path
+
+
+def compare_view(model: nn.Module, session, inputs: Sequence[np.ndarray]) -> float:
+    worst = 0.0
+    for x in inputs:
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        (out,) = session.run(["view_logits"], {"image": x})
+        worst = max(worst, float(np.abs(out - ref).max()))
+    return worst
 
 
 def ort_session(path: Path):
@@ -95,7 +116,7 @@ def compare_unet(model: nn.Module, session, inputs: Sequence[np.ndarray]) -> flo
 def compare_maskrcnn(model: nn.Module, session, inputs: Sequence[np.ndarray], input_size: int) -> dict[str, Any]:
     """Max abs differences between ONNX Runtime and PyTorch; ValueError if detections differ."""
     wrapper = MaskRCNNForExport(model, input_size).eval()
-    worst = {"boxes": 0.0, "scores": 0.0, "mask_probs": 0.0, "detections": []}
+    worst = {"boxes": 0.0, "scores": 0.0, "mask_probs": 0.0, "class_probs": 0.0, "detections": []}
     for i, x in enumerate(inputs):
         with torch.no_grad():
             ref = [t.numpy() for t in wrapper(torch.from_numpy(x))]
@@ -109,6 +130,7 @@ def compare_maskrcnn(model: nn.Module, session, inputs: Sequence[np.ndarray], in
             worst["boxes"] = max(worst["boxes"], float(np.abs(out[0] - ref[0]).max()))
             worst["scores"] = max(worst["scores"], float(np.abs(out[1] - ref[1]).max()))
             worst["mask_probs"] = max(worst["mask_probs"], float(np.abs(out[3] - ref[3]).max()))
+            worst["class_probs"] = max(worst.get("class_probs", 0.0), float(np.abs(out[4] - ref[4]).max()))
     return worst
 
 
@@ -193,6 +215,7 @@ class ExportConfig:
     int8: bool = True
     fp16: bool = True
     threads: int = 2
+    view_checkpoint: Path | None = None  # view model (train_view.py best.pt); no view model when None
     tolerances: Tolerances = field(default_factory=Tolerances)
     thresholds: dict[str, float] = field(default_factory=lambda: dict(vbundle.DEFAULT_THRESHOLDS))
 
@@ -279,7 +302,7 @@ def export_bundle(config: ExportConfig) -> Path:
         if unet_diff > tol.unet_logits:
             raise ValueError(f"unet.onnx differs from PyTorch by {unet_diff:.3g} in logits (tolerance {tol.unet_logits})")
         mr = compare_maskrcnn(mrcnn, mrcnn_sess, check_inputs, size)
-        for key, limit in (("boxes", tol.maskrcnn_boxes_px), ("scores", tol.maskrcnn_scores), ("mask_probs", tol.maskrcnn_mask_probs)):
+        for key, limit in (("boxes", tol.maskrcnn_boxes_px), ("scores", tol.maskrcnn_scores), ("mask_probs", tol.maskrcnn_mask_probs), ("class_probs", tol.maskrcnn_scores)):
             if mr[key] > limit:
                 raise ValueError(f"maskrcnn.onnx differs from PyTorch by {mr[key]:.3g} in {key} (tolerance {limit})")
         export_check = {
@@ -288,6 +311,7 @@ def export_bundle(config: ExportConfig) -> Path:
             "maskrcnn_boxes_max_abs_diff_px": mr["boxes"],
             "maskrcnn_scores_max_abs_diff": mr["scores"],
             "maskrcnn_mask_probs_max_abs_diff": mr["mask_probs"],
+            "maskrcnn_class_probs_max_abs_diff": mr["class_probs"],
             "maskrcnn_detections_per_image": mr["detections"],
             "tolerances": vars(tol),
         }
@@ -327,6 +351,25 @@ def export_bundle(config: ExportConfig) -> Path:
         # Mask R-CNN figures through ONNX Runtime and the pipeline's tracing on the check images.
         mrcnn_check = maskrcnn_figures(mrcnn_sess, check_inputs, check_samples, tracing)
 
+        models_extra: dict[str, Any] = {}
+        view_metrics: dict[str, Any] = {}
+        if config.view_checkpoint is not None:
+            view_model, view_state = load_view(config.view_checkpoint)
+            if view_state["preprocess"] != unet_state["preprocess"]:
+                raise ValueError(f"{config.view_checkpoint}: the view model was trained with other preprocessing than the U-Net")
+            export_view_onnx(view_model, size, tmp / "view.onnx")
+            view_sess = ort_session(tmp / "view.onnx")
+            view_diff = compare_view(view_model, view_sess, check_inputs)
+            if view_diff > tol.unet_logits:
+                raise ValueError(f"view.onnx differs from PyTorch by {view_diff:.3g} in logits (tolerance {tol.unet_logits})")
+            export_check["view_logits_max_abs_diff"] = view_diff
+            models_extra["view"] = {
+                "file": "view.onnx", "width": view_state["width"], "views": list(view_state["views"]),
+                "inputs": {"image": [1, 1, size, size]}, "outputs": {"view_logits": [1, len(view_state["views"])]},
+            }  # fmt: skip
+            files.append("view.onnx")
+            view_metrics = {**_checkpoint_metrics(view_state)}
+
         backbone = {"edge": "resnet18 (layers 1-3) + FPN", "paper": "resnet50 + FPN"}[mrcnn_state["preset"]]
         manifest: dict[str, Any] = {
             "format": vbundle.FORMAT,
@@ -348,10 +391,11 @@ def export_bundle(config: ExportConfig) -> Path:
                     "preset": mrcnn_state["preset"],
                     "backbone": backbone,
                     "inputs": {"image": [1, 1, size, size]},
-                    "outputs": {"boxes": ["K", 4], "scores": ["K"], "labels": ["K"], "mask_probs": ["K", 28, 28]},
+                    "outputs": {"boxes": ["K", 4], "scores": ["K"], "labels": ["K"], "mask_probs": ["K", 28, 28], "class_probs": ["K", len(MRCNN_CLASSES)]},
                     "graph_score_threshold": float(mrcnn.roi_heads.score_thresh),
                     "max_detections": int(mrcnn.roi_heads.detections_per_img),
                 },
+                **models_extra,
             },
             "files": {name: {} for name in files},
             "training": {
@@ -359,6 +403,7 @@ def export_bundle(config: ExportConfig) -> Path:
                 "data_commands": list(config.data_commands),
                 "unet": _run_provenance(config.unet_checkpoint, unet_state),
                 "maskrcnn": _run_provenance(config.maskrcnn_checkpoint, mrcnn_state),
+                **({"view": _run_provenance(config.view_checkpoint, view_state)} if config.view_checkpoint else {}),
                 "export_command": config.export_command,
                 "git_commit": C.git_commit(),
                 "torch": torch.__version__,
@@ -370,6 +415,7 @@ def export_bundle(config: ExportConfig) -> Path:
             "metrics": {
                 "unet": {**_checkpoint_metrics(unet_state), "check_dice_onnx": fp32_dice},
                 "maskrcnn": {**_checkpoint_metrics(mrcnn_state), **V.prefixed(mrcnn_check, "check_")},
+                **({"view": view_metrics} if view_metrics else {}),
                 "variants": variant_metrics,
                 "export_check": export_check,
             },
@@ -404,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-int8", action="store_true")
     p.add_argument("--no-fp16", action="store_true")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--view", type=Path, help="view-model checkpoint (best.pt of a train_view run) to ship as view.onnx")
     return p
 
 
@@ -431,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         int8=not args.no_int8,
         fp16=not args.no_fp16,
         threads=args.threads,
+        view_checkpoint=args.view,
     )
     return C.run_cli(lambda: export_bundle(config), (VertxError, ValueError, FileNotFoundError))
 

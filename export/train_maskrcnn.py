@@ -115,7 +115,8 @@ class MaskRCNNForExport(nn.Module):
 
     Skips GeneralizedRCNNTransform (preprocessing happens outside the graph) and
     ``transform.postprocess`` / ``paste_masks_in_image`` (the pipeline pastes each mask inside its
-    box itself), so boxes are in model-input pixels.
+    box itself), so boxes are in model-input pixels. Outputs boxes, scores, labels, mask_probs and
+    class_probs (K, 4: background, vertebra, C2, S1).
     """
 
     def __init__(self, model: nn.Module, input_size: int):
@@ -129,9 +130,15 @@ class MaskRCNNForExport(nn.Module):
         features = self.model.backbone(image)
         images = ImageList(image, [(self.input_size, self.input_size)])
         proposals, _ = self.model.rpn(images, features)
-        detections, _ = self.model.roi_heads(features, proposals, images.image_sizes)
+        heads = self.model.roi_heads
+        detections, _ = heads(features, proposals, images.image_sizes)
         det = detections[0]
-        return det["boxes"], det["scores"], det["labels"], det["masks"][:, 0]
+        # The full class softmax at each final box (torchvision keeps only the winning class's
+        # score): the box head run once more on the detected boxes. The labelling decoder weighs
+        # a detection's C2 / S1 / vertebra probabilities instead of trusting its argmax.
+        pooled = heads.box_roi_pool(features, [det["boxes"]], images.image_sizes)
+        class_logits, _ = heads.box_predictor(heads.box_head(pooled))
+        return det["boxes"], det["scores"], det["labels"], det["masks"][:, 0], torch.softmax(class_logits, dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------

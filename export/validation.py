@@ -88,8 +88,9 @@ def truth_record(polygons: Sequence[np.ndarray], labels: Sequence[int], content:
 
 def detection_record(outputs: Sequence[np.ndarray], size: int, image_id: int, tracing: Tracing) -> Record:
     """Model-space record of the detections the pipeline traces from Mask R-CNN ``outputs``
-    (boxes, scores, labels, mask_probs of the ONNX contract)."""
-    boxes, scores, labels, probs = (np.asarray(o) for o in outputs)
+    (boxes, scores, labels, mask_probs of the ONNX contract; a class_probs output after them is
+    not needed here)."""
+    boxes, scores, labels, probs = (np.asarray(o) for o in outputs[:4])
     detections = trace_detections(
         boxes, scores, labels, probs, size=size, score_threshold=tracing.mrcnn_score, mask_threshold=tracing.mask,
         duplicate_overlap=tracing.duplicate_overlap, outline=tracing.outline,

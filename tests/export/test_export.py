@@ -57,14 +57,17 @@ def test_maskrcnn_onnx_matches_pytorch(tmp_path, phantom_inputs):
     model = _tiny_maskrcnn()
     session = ort_session(export_maskrcnn_onnx(model, SIZE, tmp_path / "maskrcnn.onnx"))
     assert [o.name for o in session.get_outputs()] == MASKRCNN_OUTPUTS
-    boxes, scores, labels, probs = session.run(None, {"image": phantom_inputs[0]})
+    boxes, scores, labels, probs, class_probs = session.run(None, {"image": phantom_inputs[0]})
     assert len(boxes) > 0  # a random-init head scores every class near 1/4, above the 0.05 cut
+    # The full softmax over background, vertebra, C2, S1 at each detection, for the labelling decoder.
+    assert class_probs.shape == (len(boxes), 4)
+    assert np.allclose(class_probs.sum(axis=1), 1.0, atol=1e-5) and np.all(class_probs >= 0)
     assert boxes.shape[1] == 4 and probs.shape[1:] == (28, 28) and labels.dtype == np.int64
     assert set(labels.tolist()) <= {1, 2, 3}
     assert np.all((boxes >= 0) & (boxes <= SIZE))
     assert np.all((probs >= 0) & (probs <= 1))
     diff = compare_maskrcnn(model, session, phantom_inputs, SIZE)
-    assert diff["boxes"] < 1e-2 and diff["scores"] < 1e-3 and diff["mask_probs"] < 1e-3
+    assert diff["boxes"] < 1e-2 and diff["scores"] < 1e-3 and diff["mask_probs"] < 1e-3 and diff["class_probs"] < 1e-3
 
 
 def test_maskrcnn_onnx_handles_zero_detections(tmp_path, phantom_inputs):
@@ -76,8 +79,9 @@ def test_maskrcnn_onnx_handles_zero_detections(tmp_path, phantom_inputs):
     with torch.no_grad():  # background wins everywhere: no detection passes the score cut
         model.roi_heads.box_predictor.cls_score.bias[0] = 40.0
     session = ort_session(export_maskrcnn_onnx(model, SIZE, tmp_path / "maskrcnn.onnx"))
-    boxes, scores, labels, probs = session.run(None, {"image": phantom_inputs[0]})
+    boxes, scores, labels, probs, class_probs = session.run(None, {"image": phantom_inputs[0]})
     assert boxes.shape == (0, 4) and scores.shape == (0,) and labels.shape == (0,) and probs.shape == (0, 28, 28)
+    assert class_probs.shape == (0, 4)
     assert compare_maskrcnn(model, session, phantom_inputs, SIZE)["detections"] == [0, 0]
 
 
