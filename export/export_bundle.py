@@ -41,6 +41,8 @@ from vertxnet.preprocess import PreprocessConfig, prepare  # noqa: E402
 
 OPSET = 17
 MASKRCNN_OUTPUTS = ["boxes", "scores", "labels", "mask_probs", "class_probs"]
+#: The outputs tracing needs (every bundle has them; class_probs came later).
+TRACED_OUTPUTS = MASKRCNN_OUTPUTS[:4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def maskrcnn_figures(session, inputs: Sequence[np.ndarray], samples: Sequence[C.
     """Detection figures (export/validation.py) of the detections the pipeline traces from ``session``."""
     truth, predicted = [], []
     for n, (x, sample) in enumerate(zip(inputs, samples), start=1):
-        outputs = session.run(MASKRCNN_OUTPUTS, {"image": x})
+        outputs = session.run(TRACED_OUTPUTS, {"image": x})
         truth.append(V.truth_record(sample.polygons, sample.labels, sample.content, n, min_pixels=min_pixels))
         predicted.append(V.detection_record(outputs, x.shape[-1], n, tracing))
     return V.detection_figures(truth, predicted)

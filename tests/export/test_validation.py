@@ -34,7 +34,7 @@ def test_check_figures_equal_those_of_the_pipelines_outlines(tmp_path, outline):
     import onnxruntime as ort
     import synthetic_bundle as sb
     import validation as V
-    from export_bundle import MASKRCNN_OUTPUTS, maskrcnn_figures, unet_dice_onnx
+    from export_bundle import TRACED_OUTPUTS, maskrcnn_figures, unet_dice_onnx
 
     from vertxnet.bundle import load_bundle, write_manifest
     from vertxnet.evaluation.metrics import mask_dice
@@ -79,7 +79,7 @@ def test_check_figures_equal_those_of_the_pipelines_outlines(tmp_path, outline):
     predicted = Record(image_path=None, width=SIZE, height=SIZE, image_id=1,
                        annotations=[Annotation(d.polygon, None if d.cls == "vertebra" else d.cls, d.score) for d in raw.detections])
     assert written == V.detection_figures([truth], [predicted])
-    export_side = V.detection_record(sessions["maskrcnn"].run(MASKRCNN_OUTPUTS, {"image": x}), SIZE, 1, tracing)
+    export_side = V.detection_record(sessions["maskrcnn"].run(TRACED_OUTPUTS, {"image": x}), SIZE, 1, tracing)
     assert [(a.level, a.score) for a in export_side.annotations] == [(a.level, a.score) for a in predicted.annotations]
     for a, b in zip(export_side.annotations, predicted.annotations, strict=True):
         np.testing.assert_array_equal(a.polygon, b.polygon)
