@@ -3,6 +3,7 @@
 
 namespace vertx::bindings {
 void bind_morphometry(py::module_& m);  // morphometry.cpp
+void bind_decoder(py::module_& m);      // decoder.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
     vb::bind_ensemble(m);
     vb::bind_labelling(m);
     vb::bind_morphometry(m);
+    vb::bind_decoder(m);
 }
