@@ -1,5 +1,10 @@
 """The C++ geometry core (``vertxnet._core``): polygon operations, ensemble rules, labelling.
 
+Labelling comes two ways: :func:`zip_labels` is SPEC §4's zipper; :func:`decode_labels` is the
+sequence decoder that generalises it (class probabilities, sizes, shapes, the view's prior; a
+confidence per name; docs/DESIGN.md, "Labelling as sequence decoding"). ``tests/oracle/decoder.py``
+is its plain numpy twin.
+
 Polygons are (N, 2) arrays of (x, y) pixel coordinates (any real dtype, converted to float64).
 Every operation quantises coordinates to 1/1024 px and uses the non-zero fill rule, so
 self-touching or self-intersecting traced outlines are well defined. ``tests/oracle/reference.py``
@@ -21,8 +26,14 @@ try:
     from ._core import (
         MAX_ABS_COORDINATE,
         SCALE,
+        VIEWS,
+        DecoderParams,
+        Decoding,
         EnsembleMask,
         Labelling,
+        chain_features,
+        decode_chain,
+        decode_labels,
         intersection_area,
         polygon_area,
         polygon_centroid,
@@ -39,11 +50,16 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 @dataclass(frozen=True, eq=False)
 class Detection:
     """One Mask R-CNN instance: its outline ((N, 2) float64, pixel coordinates), class
-    ("vertebra", "C2" or "S1") and score. Also accepted by :func:`zip_labels`."""
+    ("vertebra", "C2" or "S1") and score. Also accepted by :func:`zip_labels`.
+
+    ``class_probs`` are its probabilities of (vertebra, C2, S1), summing to 1: the graph's
+    softmax when the bundle exports one, otherwise what its twin detections' scores say
+    (:func:`vertxnet.trace.suppress_duplicates`); None when unknown."""
 
     polygon: np.ndarray
     cls: str
     score: float
+    class_probs: tuple[float, float, float] | None = None
 
 
 def ensemble(
@@ -74,9 +90,15 @@ def ensemble(
 __all__ = [
     "MAX_ABS_COORDINATE",
     "SCALE",
+    "VIEWS",
+    "DecoderParams",
+    "Decoding",
     "Detection",
     "EnsembleMask",
     "Labelling",
+    "chain_features",
+    "decode_chain",
+    "decode_labels",
     "ensemble",
     "intersection_area",
     "polygon_area",

@@ -46,12 +46,15 @@ def trace_detections(
     duplicate_overlap: float,
     outline: str = "centres",
     to_original: Callable[[np.ndarray], np.ndarray] | None = None,
+    class_probs: np.ndarray | None = None,
 ) -> list[Detection]:
     """Mask R-CNN outputs (ONNX contract, model-input pixels) → detections in descending score order.
 
     Detections below ``score_threshold`` or with a label outside 1…3 are dropped; each mask is
     traced inside its box (:func:`trace_instance`), mapped by ``to_original`` (identity when
     None), and twins are merged (:func:`suppress_duplicates` with ``duplicate_overlap``).
+    ``class_probs`` (K, 4: background, vertebra, C2, S1), when the bundle's graph has it, gives
+    each detection its probabilities of the three classes.
     """
     detections: list[Detection] = []
     for i in np.argsort(-np.asarray(scores), kind="stable"):
@@ -63,8 +66,33 @@ def trace_detections(
             continue
         if to_original is not None:
             polygon = to_original(polygon)
-        detections.append(Detection(polygon, MRCNN_CLASSES[label], float(scores[i])))
+        probs = None if class_probs is None else _foreground_probs(class_probs[i])
+        detections.append(Detection(polygon, MRCNN_CLASSES[label], float(scores[i]), probs))
     return suppress_duplicates(detections, duplicate_overlap)
+
+
+def _foreground_probs(row: np.ndarray) -> tuple[float, float, float]:
+    """(vertebra, C2, S1) probabilities from a (background, vertebra, C2, S1) softmax row."""
+    fg = np.clip(np.asarray(row, dtype=np.float64)[1:4], 0.0, None)
+    total = float(fg.sum())
+    if not math.isfinite(total) or total <= 0.0:
+        return (1.0, 0.0, 0.0)
+    return tuple(float(v) for v in fg / total)  # type: ignore[return-value]
+
+
+def _scores_as_probs(twins: list[Detection]) -> tuple[float, float, float]:
+    """Class probabilities of one vertebra from the scores its twin detections give each class
+    (bundles without a class softmax): the best score per class, the rest of the unit mass
+    shared by the classes nobody claimed, normalised."""
+    best = np.zeros(3)
+    for d in twins:
+        k = MRCNN_CLASSES.index(d.cls) - 1
+        best[k] = max(best[k], d.score)
+    rest = max(0.0, 1.0 - float(best.sum()))
+    unclaimed = best == 0.0
+    if unclaimed.any():
+        best[unclaimed] = rest / int(unclaimed.sum())
+    return tuple(float(v) for v in best / best.sum())  # type: ignore[return-value]
 
 
 def suppress_duplicates(detections: list[Detection], max_overlap: float) -> list[Detection]:
@@ -75,19 +103,33 @@ def suppress_duplicates(detections: list[Detection], max_overlap: float) -> list
     vertebra again; if it was classed as a reference (C2/S1) and the kept one as a plain
     "vertebra", the kept outline takes its class and score, so a reference is never lost to
     its own twin. ``max_overlap >= 1`` keeps everything.
+
+    Every kept detection gets class probabilities: the mean of its twins' softmax rows when
+    they have them, else what the twins' scores say (:func:`_scores_as_probs`). With
+    ``max_overlap >= 1`` the detections come back as they are.
     """
-    if max_overlap >= 1.0 or len(detections) < 2:
+    if max_overlap >= 1.0:
         return detections
     areas = [polygon_area(d.polygon) for d in detections]
     kept: list[int] = []
+    twins: dict[int, list[Detection]] = {}
     out = list(detections)
     for i, d in enumerate(detections):
         twin = next((j for j in kept if intersection_area(d.polygon, detections[j].polygon) > max_overlap * min(areas[i], areas[j])), None)
         if twin is None:
             kept.append(i)
-        elif d.cls != "vertebra" and out[twin].cls == "vertebra":
+            twins[i] = [d]
+            continue
+        twins[twin].append(d)
+        if d.cls != "vertebra" and out[twin].cls == "vertebra":
             out[twin] = Detection(out[twin].polygon, d.cls, d.score)
-    return [out[i] for i in kept]
+    result = []
+    for i in kept:
+        group = twins[i]
+        rows = [g.class_probs for g in group if g.class_probs is not None]
+        probs = tuple(float(v) for v in np.mean(rows, axis=0)) if len(rows) == len(group) else _scores_as_probs(group)
+        result.append(Detection(out[i].polygon, out[i].cls, out[i].score, probs))  # type: ignore[arg-type]
+    return result
 
 
 def trace_components(

@@ -112,3 +112,22 @@ def test_detections_are_traced_in_score_order_and_filtered():
 
 
 
+
+
+def test_kept_detections_carry_class_probabilities_from_twins_or_the_softmax():
+    from vertxnet.core import Detection
+    from vertxnet.trace import suppress_duplicates, trace_detections
+
+    # Without a softmax: the twins' scores per class, the rest shared by the unclaimed class.
+    twins = [Detection(_square(0, 0, 10), "vertebra", 0.6), Detection(_square(1, 1, 10), "S1", 0.3)]
+    (kept,) = suppress_duplicates(twins, 0.5)
+    assert kept.cls == "S1" and kept.class_probs == pytest.approx((0.6, 0.1, 0.3))
+    # With the graph's softmax (background, vertebra, C2, S1): background dropped, renormalised.
+    boxes = np.array([[0, 0, 20, 20]], np.float32)
+    found = trace_detections(
+        boxes, np.array([0.7], np.float32), np.array([1]), np.ones((1, 28, 28), np.float32), size=64,
+        score_threshold=0.5, mask_threshold=0.5, duplicate_overlap=0.5,
+        class_probs=np.array([[0.2, 0.4, 0.0, 0.4]], np.float32),
+    )  # fmt: skip
+    assert found[0].class_probs == pytest.approx((0.5, 0.0, 0.5))
+    assert sum(found[0].class_probs) == pytest.approx(1.0)
