@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BundleError
-from .registry import INPUT_NAME, MODEL_OUTPUTS, Backend, BackendInfo, BackendUnavailable, ModelSession, register
+from .registry import INPUT_NAME, MODEL_OUTPUTS, OPTIONAL_OUTPUTS, Backend, BackendInfo, BackendUnavailable, ModelSession, register
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -76,7 +76,9 @@ class OnnxRuntimeBackend(Backend):
 
     def open(self, bundle: "Bundle", model: str, *, threads: int | None, variant: str | None) -> ModelSession:
         path = bundle.model_path(model, variant)
-        return OnnxRuntimeSession(path, backend=self.info.name, threads=threads, outputs=MODEL_OUTPUTS[model])
+        return OnnxRuntimeSession(
+            path, backend=self.info.name, threads=threads, outputs=MODEL_OUTPUTS[model], optional=OPTIONAL_OUTPUTS.get(model, ())
+        )  # fmt: skip
 
 
 def default_threads() -> int:
@@ -100,7 +102,10 @@ def _provider_chain(backend: str) -> list:
 class OnnxRuntimeSession(ModelSession):
     """One ONNX model in an ``onnxruntime.InferenceSession`` (graph optimisation level ALL)."""
 
-    def __init__(self, path: str | Path, *, backend: str = "onnxruntime-cpu", threads: int | None = None, outputs: tuple[str, ...] = ()):
+    def __init__(
+        self, path: str | Path, *, backend: str = "onnxruntime-cpu", threads: int | None = None,
+        outputs: tuple[str, ...] = (), optional: tuple[str, ...] = (),
+    ):  # fmt: skip
         if backend not in PRIMARY_PROVIDER:
             raise ValueError(f"{backend!r} is not an ONNX Runtime backend; expected one of {', '.join(PRIMARY_PROVIDER)}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -133,7 +138,7 @@ class OnnxRuntimeSession(ModelSession):
         missing = [name for name in outputs if name not in have]
         if missing:
             raise BundleError(self.path, f"model lacks the output(s) {missing} (it has {sorted(have)})")
-        self.output_names = list(outputs) or [o.name for o in self._session.get_outputs()]
+        self.output_names = [*outputs, *(name for name in optional if name in have)] if outputs else [o.name for o in self._session.get_outputs()]
         self.input_shape = tuple(self._session.get_inputs()[0].shape)
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:

@@ -28,6 +28,8 @@ MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
     "unet": ("logits",),
     "maskrcnn": ("boxes", "scores", "labels", "mask_probs"),
 }
+#: Outputs a model may have beyond those (newer bundles): fetched when the graph has them.
+OPTIONAL_OUTPUTS: dict[str, tuple[str, ...]] = {"maskrcnn": ("class_probs",)}
 INPUT_NAME = "image"
 #: Model precisions a bundle may offer (manifest ``models.<name>.variants``).
 PRECISIONS = ("fp32", "fp16", "int8")
