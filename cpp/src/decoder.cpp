@@ -704,8 +704,20 @@ Decoding decode_labels(const std::vector<DecoderMask>& masks, const DecoderParam
     };
 
     const std::vector<int> c2_cands = candidates(MaskClass::C2), s1_cands = candidates(MaskClass::S1);
+    // The zipper's choice: the best score, ties to the lower input index.
+    auto best_scoring = [&](const std::vector<int>& cands) {
+        int best = -1;
+        for (int k : cands) {
+            if (best < 0 || masks[order[k]].score > masks[order[best]].score ||
+                (masks[order[k]].score == masks[order[best]].score && order[k] < order[best])) {
+                best = k;
+            }
+        }
+        return best;
+    };
     int c2 = pick(c2_cands, kLevelC2), s1 = pick(s1_cands, kLevelS1);
-    bool conflict = false;
+    // The chain prefers another candidate than the network's best score: flagged.
+    bool conflict = c2 != best_scoring(c2_cands) || s1 != best_scoring(s1_cands);
     if (c2 >= 0 && s1 >= 0 && s1 < c2) {
         // S1 above C2 cannot both be right: keep the one the chain supports more.
         conflict = true;

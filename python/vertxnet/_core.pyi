@@ -110,6 +110,147 @@ def zip_labels(
     gap_factor x the median step skips round(step / median) - 1 levels (at least one).
     """
 
+# ---- labelling as sequence decoding (cpp/include/vertx/decoder.hpp) ---------------------------
+
+_View = Literal["cervical", "cervicothoracic", "thoracic", "thoracolumbar", "lumbar"]
+_MaskLike = EnsembleMask | tuple[_PolygonLike, str, float]
+
+VIEWS: tuple[str, ...]
+"""The film regions the decoder tells apart: cervical, cervicothoracic, thoracic, thoracolumbar,
+lumbar (the view model's classes). A film named from both C2 and S1 reports view "whole"."""
+
+class DecoderParams:
+    """Model parameters of the decoder (docs/DESIGN.md, "Labelling as sequence decoding").
+
+    DecoderParams(**fields) starts from the defaults; every field is validated on use (ValueError
+    naming the field).
+    """
+
+    def __init__(self, **fields: object) -> None: ...
+    confidence_threshold: float
+    """Names whose confidence (marginal probability) is below this are withheld (0.5), [0, 1]."""
+    ref_score: float
+    """A C2/S1-class mask scoring at least this is a reference candidate (0.5), [0, 1]."""
+    gap_factor: float
+    """SPEC section 4 gap factor (1.6), > 1."""
+    gap_sharpness: float
+    """Decay per median step of a skip other than the zipper's (8.0), > 0."""
+    off_gap_weight: float
+    """Weight of a skip other than the zipper's before the decay (0.5), (0, 1]."""
+    outside_weight: float
+    """Likelihood of a mask being an outside object (skull, C1 arch, S2, hardware) rather than a
+    body (0.15), (0, 1]."""
+    outside_start: float
+    """Probability that the top mask, and each next one, lies above the named run (0.3), [0, 1)."""
+    end_hazard: float
+    """Probability that the named run ends after a level before S1 (0.05), [0, 1)."""
+    out_of_view_weight: float
+    """Start weight of a level outside the view's start window (0.05), (0, 1]."""
+    size_sigma: float
+    """Sd of log(area ratio) of named neighbours around the anatomical ratio (0.25), > 0."""
+    outside_size_sigma: float
+    """Sd of log(area ratio) next to an outside mask (0.4), > 0."""
+    vertebra_aspect_mean: float
+    """Mean log(height / width) of a body along the chain (-0.2)."""
+    vertebra_aspect_sd: float
+    c2_aspect_mean: float
+    """C2 with its dens is taller (0.2)."""
+    c2_aspect_sd: float
+    s1_aspect_mean: float
+    """S1 is wider (-0.4)."""
+    s1_aspect_sd: float
+    level_area: list[float]
+    """Typical lateral body area per level C1..S1 (25 values; only ratios matter)."""
+    view_windows: list[tuple[int, int]]
+    """Per view (VIEWS order): levels (first, last), 1-based, where its topmost named vertebra lies."""
+    def validate(self) -> None: ...
+
+class Decoding:
+    """Result of decode_labels / decode_chain; per-mask lists are in input order."""
+
+    @property
+    def labels(self) -> list[str | None]:
+        """Level name or None (excluded, withheld below the confidence threshold, or outside)."""
+    @property
+    def confidence(self) -> npt.NDArray[np.float64]:
+        """(n,) marginal probability of each mask's level, in [0, 1]; 0.0 for unnamed masks."""
+    @property
+    def view(self) -> _View | Literal["whole"] | None:
+        """With a reference: SPEC section 4's view (cervical, lumbar, whole); otherwise the most
+        probable view when its posterior reaches the threshold ("whole" when C2 and S1 are named)."""
+    @property
+    def view_probability(self) -> float | None:
+        """Posterior probability of `view`; for "whole" the lower confidence of its C2 and S1."""
+    @property
+    def view_posterior(self) -> dict[str, float]:
+        """Posterior probability of each of VIEWS."""
+    @property
+    def reference(self) -> Literal["C2", "S1", "C2+S1", "none"]: ...
+    @property
+    def flags(self) -> list[str]:
+        """Among "label_conflict", "no_reference", "gap_inferred", "labels_uncertain",
+        "relative_order_only"."""
+    @property
+    def excluded(self) -> dict[int, str]:
+        """Mask index -> "above_reference" | "below_reference" | "past_sequence_end"."""
+    @property
+    def method(self) -> Literal["reference", "chain"]:
+        """"reference": SPEC section 4 names from a confident reference the chain agrees with;
+        "chain": names decoded from the chain alone."""
+
+def decode_labels(
+    masks: Iterable[_MaskLike],
+    *,
+    class_probs: npt.ArrayLike | Sequence[npt.ArrayLike | None] | None = None,
+    view_prior: Sequence[float] | dict[str, float] | None = None,
+    excluded: Sequence[bool] | None = None,
+    class_names: Sequence[str] | None = None,
+    class_prior: Sequence[float] | None = None,
+    params: DecoderParams | None = None,
+    confidence_threshold: float | None = None,
+    ref_score: float | None = None,
+    gap_factor: float | None = None,
+) -> Decoding:
+    """Labelling as sequence decoding of ensemble() output, objects with .polygon/.cls/.score, or
+    (polygon, cls, score) tuples.
+
+    class_probs: per mask, probabilities of the class_names columns (default vertebra, C2, S1;
+    landmark levels such as "T1" or "L1" may follow), each row in [0, 1] summing to 1; an (n, C)
+    array, or a list whose None rows are derived from the mask's class and score. view_prior: five
+    probabilities in VIEWS order or a {view: probability} mapping (missing views 0); None =
+    uniform. excluded: masks never named and left out of the chain (not listed in .excluded).
+    class_prior: training frequency of each column (default 0.075 per named column). The keyword
+    thresholds override the same fields of params. Bad arrays raise ValueError naming them.
+    """
+
+def decode_chain(
+    centroids: npt.ArrayLike,
+    areas: npt.ArrayLike,
+    classes: Sequence[str],
+    scores: npt.ArrayLike,
+    *,
+    extents: npt.ArrayLike | None = None,
+    class_probs: npt.ArrayLike | Sequence[npt.ArrayLike | None] | None = None,
+    view_prior: Sequence[float] | dict[str, float] | None = None,
+    excluded: Sequence[bool] | None = None,
+    class_names: Sequence[str] | None = None,
+    class_prior: Sequence[float] | None = None,
+    params: DecoderParams | None = None,
+    confidence_threshold: float | None = None,
+    ref_score: float | None = None,
+    gap_factor: float | None = None,
+) -> Decoding:
+    """The decoder on per-mask features: centroids (n, 2), areas (n,) > 0, classes, scores (n,)
+    in [0, 1], extents (n, 2) of (height, width) along and across the chain (0 = unknown, no
+    shape evidence). With c, a, e = chain_features(masks), decode_labels(masks, ...) equals
+    decode_chain(c, a, [m.cls ...], [m.score ...], extents=e, ...)."""
+
+def chain_features(
+    masks: Iterable[_MaskLike], *, excluded: Sequence[bool] | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(centroids (n, 2), areas (n,), extents (n, 2)) as decode_labels computes them; extents are
+    the polygon's (height, width) along and across the local chain direction, (0, 0) if excluded."""
+
 # ---- morphometry (cpp/include/vertx/morphometry.hpp) ----------------------------------------
 
 _Facing = Literal["left", "right"]
