@@ -69,7 +69,7 @@ std::vector<Point> resample(const Polygon& ring) {
     if (!(perimeter > 0.0)) return {};
     // About two samples per pixel of a typical outline, within bounds that keep small or
     // millimetre-scaled outlines well sampled and huge ones cheap.
-    const size_t m = static_cast<size_t>(std::clamp(perimeter / 0.5, 256.0, 4096.0));
+    const size_t m = static_cast<size_t>(std::clamp(perimeter / 1.0, 200.0, 2048.0));
     std::vector<Point> out;
     out.reserve(m);
     size_t seg = 0;
@@ -186,6 +186,9 @@ double median_of(std::vector<double> v) {
     return m;
 }
 
+// Refinements of a body's frame (it turns by well under a degree after the first).
+constexpr int kFrameIterations = 5;
+
 // Spur (osteophyte) detection: the share of an endplate next to a corner that is searched, the
 // outward excursion (a share of the body's height) above which the corner has a spur, and the
 // margin such a corner then gets in both of its sides' fits.
@@ -225,7 +228,7 @@ double biweight(const std::vector<double>& t, const std::vector<double>& y, int 
         if (!weighted_fit(t, y, w, degree, next)) break;
         const double change = std::fabs(next[0] - coef[0]) + std::fabs(next[1] - coef[1]) + std::fabs(next[2] - coef[2]);
         std::copy(next, next + 3, coef);
-        if (change < 1e-10 * (1.0 + std::fabs(coef[0]))) break;
+        if (change < 1e-7 * (1.0 + std::fabs(coef[0]))) break;
     }
     return sigma;
 }
@@ -389,7 +392,7 @@ BodyMorphometry measure_from_axis(const Polygon& ring, const std::vector<Point>&
     bool any_linear = false;
     bool spurs[4] = {false, false, false, false};
     double extent = 0.0;
-    for (int iteration = 0; iteration < 8; ++iteration) {
+    for (int iteration = 0; iteration < kFrameIterations; ++iteration) {
         u = anterior_of(v, facing);
         double a_lo = 1e300, a_hi = -1e300, b_lo = 1e300, b_hi = -1e300;
         for (size_t k = 0; k < m; ++k) {
@@ -542,7 +545,7 @@ BodyMorphometry measure_from_axis(const Polygon& ring, const std::vector<Point>&
         const Point mean_ab = unit(sup + inf);
         if (norm(mean_ab) == 0.0 || sup.x <= 0.0 || inf.x <= 0.0) return fail("irregular_outline");
         const Point next_v = caudal_of(unit(mean_ab.x * u + mean_ab.y * v), facing);
-        if (std::acos(std::clamp(dot(next_v, v), -1.0, 1.0)) < 1e-5 || iteration == 7) break;
+        if (std::acos(std::clamp(dot(next_v, v), -1.0, 1.0)) < 1e-4 || iteration + 1 == kFrameIterations) break;
         v = next_v;
     }
     // Everything below is in the frame (u, v) that produced the fits.
