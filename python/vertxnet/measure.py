@@ -15,9 +15,10 @@ Conventions
 - Corners are listed posterior-superior, anterior-superior, anterior-inferior, posterior-inferior
   (the order of the real-film annotations), in original pixels.
 - ``faces`` is the side of the image the patient's front is on (``left`` / ``right``), or
-  ``auto``: inferred from the lordotic bow of the chain (cervical and lumbar spines bulge
-  forwards); when the bow is too slight the film is taken to face left and flag
-  ``facing_assumed`` is set. The choice and where it came from are in ``spine``.
+  ``auto``: a DICOM image's Patient Orientation (0020,0020) when it names the row direction
+  (A or P), else inferred from the bow of the chain (cervical and lumbar spines bulge forwards,
+  the mid-thoracic spine backwards); when the bow is too slight the film is taken to face left
+  and flag ``facing_assumed`` is set. The choice and where it came from are in ``spine``.
 - Angles are in degrees, positive when lordotic (open towards the front). An endplate's tilt is
   positive when its anterior end lies lower in the image.
 - Genant: reduction = the largest of 1 - Ha/Hp (wedge), 1 - Hm/Hp (biconcave) and 1 - Hp/Hp_ref
@@ -59,7 +60,10 @@ class MeasureConfig:
     min_slip_percent: float = 5.0  # smaller slips are not listhesis (Meyerding grade 0)
     radiomics: bool = True
     bin_width: float = _radiomics.DEFAULT_BIN_WIDTH
-    radiomics_backend: _radiomics.Backend = "auto"
+    # "numpy": pyradiomics' definitions, about 1 ms a vertebra; "pyradiomics" (or "auto" when it
+    # is installed) runs pyradiomics itself, the same numbers, about 10 ms a vertebra after a
+    # first call that imports it (seconds).
+    radiomics_backend: _radiomics.Backend = "numpy"
 
     def validate(self) -> None:
         if self.faces not in ("auto", "left", "right"):
@@ -210,7 +214,7 @@ class SegmentMeasurement:
 @dataclass(frozen=True)
 class SpineMeasurement:
     facing: str  # "left" | "right": side of the image the patient's front is on
-    facing_source: str  # "given" | "curvature" | "default"
+    facing_source: str  # "given" | "dicom" | "curvature" | "default"
     lumbar_lordosis_deg: float | None
     cervical_lordosis_deg: float | None
     segments: tuple[SegmentMeasurement, ...]
@@ -251,6 +255,24 @@ def partial_at_edge(polygon: np.ndarray, width: int, height: int, tolerance: flo
     )
 
 
+def facing_from_dicom(dataset: Any) -> str | None:
+    """``right`` / ``left`` from a DICOM dataset's Patient Orientation (0020,0020), whose first
+    value is the patient direction of the image rows (left to right): anterior (A) there means
+    the patient faces right; None when absent or not anterior/posterior."""
+    try:
+        orientation = dataset.get("PatientOrientation") if dataset is not None else None
+    except Exception:  # noqa: BLE001 - a malformed element is simply no hint
+        return None
+    if not orientation or isinstance(orientation, str) or len(orientation) < 1:
+        return None
+    rows = str(orientation[0]).upper()
+    if "A" in rows and "P" not in rows:
+        return "right"
+    if "P" in rows and "A" not in rows:
+        return "left"
+    return None
+
+
 def _label_check(label: str | None, i: int) -> str | None:
     if label is not None and label not in LEVELS:
         raise ValueError(f"labels[{i}]: unknown vertebral level {label!r}")
@@ -269,13 +291,16 @@ def measure(
     pixel_spacing_mm: tuple[float, float] | None = None,
     partial: Sequence[bool] | None = None,
     image: np.ndarray | None = None,
+    dicom: Any = None,
 ) -> Measurements:
     """Measure every vertebra of one film.
 
     ``polygons``: (N, 2) outlines in original pixels; ``labels``: a level name or None each;
     ``pixel_spacing_mm``: (row, column) spacing; ``partial``: per outline, whether the field edge
     cuts it (default: :func:`partial_at_edge` when ``image`` is given, else False); ``image``:
-    the decoded pixels (H, W), for radiomics and the edge test. ValueError for bad arrays.
+    the decoded pixels (H, W), for radiomics and the edge test; ``dicom``: the source dataset,
+    whose Patient Orientation says the facing when ``config.faces`` is ``auto``. ValueError for
+    bad arrays.
     """
     config = config or MeasureConfig()
     config.validate()
@@ -294,10 +319,14 @@ def measure(
         cut = [bool(v) for v in partial]
         if len(cut) != len(polygons):
             raise ValueError(f"partial: expected one flag per polygon ({len(polygons)}), got {len(cut)}")
+    faces, from_dicom = config.faces, None
+    if faces == "auto":
+        from_dicom = facing_from_dicom(dicom)
+        faces = from_dicom or "auto"
     core = _measure_spine(
         polygons,
         labels,
-        facing=config.faces,
+        facing=faces,
         partial=cut,
         pixel_spacing_mm=pixel_spacing_mm,
         side_margin=config.side_margin,
@@ -381,7 +410,7 @@ def measure(
     )
     spine = SpineMeasurement(
         facing=core.facing,
-        facing_source=core.facing_source,
+        facing_source="dicom" if from_dicom else core.facing_source,
         lumbar_lordosis_deg=core.lumbar_lordosis_deg,
         cervical_lordosis_deg=core.cervical_lordosis_deg,
         segments=segments,
@@ -397,6 +426,7 @@ __all__ = [
     "SegmentMeasurement",
     "SpineMeasurement",
     "VertebraMeasurement",
+    "facing_from_dicom",
     "measure",
     "partial_at_edge",
 ]

@@ -9,7 +9,7 @@ import pytest
 from measure_film import LEVELS, measured_result
 
 from vertxnet import radiomics
-from vertxnet.formats import csv as csv_format
+from vertxnet.formats import csv_table as csv_format
 
 
 def read(text: str) -> list[dict[str, str]]:

@@ -92,3 +92,25 @@ def test_non_dicom_inputs_and_missing_measurements_are_refused():
     result, _ = measured_result()
     with pytest.raises(ValueError, match="measurements"):
         to_dicom_sr(result, None)
+
+
+def test_every_code_value_fits_the_code_value_attribute():
+    """A Code Value holds 16 characters; a longer one becomes a Long Code Value, which highdicom's
+    reader refuses inside a measurement group."""
+    from vertxnet.formats.sr import CODES, _value_code
+
+    assert all(len(value) <= 16 for value, _, _ in CODES.values())
+    assert len({value for value, _, _ in CODES.values()}) == len(CODES)
+    long_flag = _value_code("flag", "endplate_fit_failed_on_both_sides")
+    assert len(long_flag.value) <= 16 and long_flag.meaning == "endplate_fit_failed_on_both_sides"
+    assert _value_code("flag", "unnamed").value == "flag-unnamed"
+
+
+def test_a_report_with_every_kind_of_item_reads_back_with_highdicom():
+    result, m = measured_result()
+    report = hd.sr.srread(io.BytesIO(roundtrip(to_dicom_sr(result, m, segmentation=to_dicom_seg(result)))))
+    groups = report.content.get_planar_roi_measurement_groups()
+    assert groups
+    for group in report.content.get_planar_roi_measurement_groups():
+        assert group.get_measurements()
+        group.get_qualitative_evaluations()

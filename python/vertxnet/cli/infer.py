@@ -1,8 +1,8 @@
 """vertx-infer: find and name the vertebrae on lateral spine radiographs.
 
     vertx-infer INPUT... -o OUTDIR [--model BUNDLE] [--backend auto|onnxruntime-cpu|...] [--precision fp32|fp16|int8]
-                [--format json,coco,mask,overlay,dicom-seg] [--recursive] [--threads N]
-                [--eta X] [--lam X] [--tau X] ...
+                [--format json,coco,mask,overlay,dicom-seg,csv,sr] [--measure] [--faces auto|left|right]
+                [--recursive] [--threads N] [--eta X] [--lam X] [--tau X] ...
 
 INPUT may be files, folders (their radiographs: .png .jpg .jpeg .tif .tiff .dcm .dicom, and
 extension-less DICOM files) and glob patterns. For each input ``<stem>`` it writes, as asked:
@@ -12,6 +12,14 @@ extension-less DICOM files) and glob patterns. For each input ``<stem>`` it writ
     OUTDIR/<stem>.mask.png      label image, value = level index (1 = C1 … 25 = S1), 26 = unnamed
     OUTDIR/<stem>.overlay.png   outlines and names over the image, for a quick look
     OUTDIR/<stem>.seg.dcm       DICOM SEG referencing the source image (DICOM inputs only)
+    OUTDIR/<stem>.csv           measurements, one row per vertebra (columns: vertxnet.formats.csv_table)
+    OUTDIR/<stem>.sr.dcm        DICOM SR measurement report (TID 1500) referencing the source
+                                image and, when written too, the SEG (DICOM inputs only)
+
+``--measure`` adds the measurements (body heights, Genant grades, lordosis, discs, listhesis,
+radiomics; vertxnet.measure) to the JSON and draws heights and angles on the overlay; the csv and
+sr formats measure by themselves. ``--faces`` says on which side of the image the patient's
+front is (default auto: the DICOM Patient Orientation, else the curve of the spine).
 
 Every file is written under a temporary name in OUTDIR and renamed into place, and an input's
 files are written only when all its requested outputs could be made, so OUTDIR never holds
@@ -35,7 +43,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..files import atomic_write
-from ..formats import FORMATS, SUFFIXES, render
+from ..formats import FORMATS, MEASUREMENT_FORMATS, SUFFIXES, render
 from ._args import finite_float, parse_args, positive_int
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"}
 THRESHOLD_OPTIONS = {
@@ -72,6 +80,13 @@ class InferConfig:
     mask_bits: int = 8
     timings: bool = True
     progress: bool = True
+    measure: bool = False  # also measure; on by itself when csv or sr is asked for
+    faces: str = "auto"  # "auto" | "left" | "right"
+    radiomics_backend: str = "numpy"  # "numpy" | "pyradiomics" | "auto"
+
+    @property
+    def measuring(self) -> bool:
+        return self.measure or any(f in MEASUREMENT_FORMATS for f in self.formats)
 
 
 @dataclass
@@ -145,8 +160,12 @@ def output_stems(files: Sequence[Path]) -> list[str]:
 
 
 def render_outputs(result, formats: Sequence[str], *, mask_bits: int = 8, timings: bool = True) -> dict[str, bytes]:
-    """Bytes of each requested output of one result; InputError/ValueError if one cannot be made."""
-    return {fmt: render(result, fmt, mask_bits=mask_bits, timings=timings) for fmt in formats}
+    """Bytes of each requested output of one result; InputError/ValueError if one cannot be made.
+    An SR written beside a SEG refers to that SEG (the SEG is made first, whatever the order)."""
+    with_seg = "dicom-seg" in formats
+    order = sorted(formats, key=lambda f: f == "sr")
+    payloads = {fmt: render(result, fmt, mask_bits=mask_bits, timings=timings, sr_with_segmentation=with_seg) for fmt in order}
+    return {fmt: payloads[fmt] for fmt in formats}
 
 
 def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> InferSummary:
@@ -175,6 +194,15 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
         pipeline_config.validate()
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    measure_config = None
+    if config.measuring:
+        from ..measure import MeasureConfig
+
+        try:
+            measure_config = MeasureConfig(faces=config.faces, radiomics_backend=config.radiomics_backend)
+            measure_config.validate()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     try:
         config.outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -190,7 +218,10 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
 
     bundle = load_bundle(config.bundle)  # BundleError propagates: exit 1
     try:
-        pipeline = Pipeline(bundle, backend=config.backend, threads=config.threads, config=pipeline_config, precision=config.precision)
+        pipeline = Pipeline(
+            bundle, backend=config.backend, threads=config.threads, config=pipeline_config, precision=config.precision,
+            measure=measure_config or False,
+        )  # fmt: skip
     except BackendUnavailable as exc:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
@@ -248,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES), help="inference backend (default: auto, the fastest available)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="run the bundle's fp16/int8 model variants where it has them (default: fp32)")
     parser.add_argument("--format", dest="formats", type=_formats, default=("json",), metavar="LIST", help=f"comma-separated outputs among {','.join(FORMATS)} (default: json)")
+    parser.add_argument("--measure", action="store_true", help="also measure: body heights, Genant grades, lordosis, discs, listhesis, radiomics (JSON, overlay; csv and sr imply it)")
+    parser.add_argument("--faces", default="auto", choices=("auto", "left", "right"), help="side of the image the patient's front is on (default auto: DICOM Patient Orientation, else the spine's curve)")
+    parser.add_argument("--radiomics-backend", default="numpy", choices=("numpy", "pyradiomics", "auto"), help="numpy (pyradiomics' definitions, fast; default) or pyradiomics itself (the 'measure' extra)")
     parser.add_argument("--recursive", action="store_true", help="search folders and ** globs recursively")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="threads per model (default: half the cores)")
     parser.add_argument("--mask-bits", type=int, choices=(8, 16), default=8, help="bit depth of the label PNG (default: 8)")
@@ -278,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         mask_bits=args.mask_bits,
         timings=not args.no_timings,
         progress=not args.quiet,
+        measure=args.measure,
+        faces=args.faces,
+        radiomics_backend=args.radiomics_backend,
     )
     try:
         summary = run_inference(config)

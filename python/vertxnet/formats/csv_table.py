@@ -1,5 +1,7 @@
 """Measurements as a CSV table: one row per vertebra, top to bottom (``vertx-infer --format csv``).
 
+(Named ``csv_table`` so that no module of the package shadows the standard library's ``csv``.)
+
 Columns (:data:`CSV_COLUMNS`), an empty cell = not available. Lengths in px and, when the pixel
 spacing is known, mm; angles in degrees, positive when lordotic (see :mod:`vertxnet.measure`).
 

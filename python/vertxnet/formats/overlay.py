@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 def overlay(result: "Result", *, max_size: int | None = 2048) -> np.ndarray:
-    """8-bit BGR picture of the image with coloured outlines and names, for a quick look.
+    """8-bit BGR picture of the image with coloured outlines and names, for a quick look; with
+    measurements, also the corners, the three heights of each body, Genant grades, listhesis and
+    the lordosis angles.
 
     Images larger than ``max_size`` pixels on their long side are shrunk first.
     """
@@ -43,7 +45,60 @@ def overlay(result: "Result", *, max_size: int | None = 2048) -> np.ndarray:
         org = (int(round(cx - tw / 2)), int(round(cy + th / 2)))
         cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
         cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thickness, cv2.LINE_AA)
+    if getattr(result, "measurements", None) is not None:
+        _draw_measurements(canvas, result.measurements, scale, thickness, font_scale)
     return canvas
+
+
+def _draw_measurements(canvas: np.ndarray, measurements, scale: float, thickness: int, font_scale: float) -> None:
+    """Heights (anterior, middle, posterior lines, labelled in mm or px beside the front of the
+    body), Genant grades above 0, listhesis and the lordosis angles."""
+    small = font_scale * 0.6
+    anterior_sign = 1.0 if measurements.spine.facing == "right" else -1.0
+    for v in measurements.vertebrae:
+        if not v.measured or v.corners is None:
+            continue
+        c = np.asarray(v.corners) * scale
+        for a, b in ((c[1], c[2]), (c[0], c[3]), (np.asarray(v.superior_middle) * scale, np.asarray(v.inferior_middle) * scale)):
+            _line(canvas, a, b, (0, 255, 255), thickness)
+        for point in c:
+            cv2.circle(canvas, (int(round(point[0] - 0.5)), int(round(point[1] - 0.5))), thickness + 1, (0, 255, 255), -1, cv2.LINE_AA)
+        mm = v.height_anterior_mm is not None
+        values = (v.height_anterior_mm, v.height_middle_mm, v.height_posterior_mm) if mm else (v.height_anterior_px, v.height_middle_px, v.height_posterior_px)
+        lines = ["/".join(f"{x:.1f}" for x in values) + (" mm" if mm else " px")]
+        if v.genant_grade:
+            lines.append(f"G{v.genant_grade} {v.deformity}")
+        front = c[1:3].mean(0) + np.array([anterior_sign * 6.0 * thickness, 0.0])
+        for k, text in enumerate(lines):
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, small, 1)
+            x = front[0] if anterior_sign > 0 else front[0] - tw
+            colour = (0, 255, 255) if k == 0 else (0, 0, 255)
+            _text(canvas, text, (int(round(x)), int(round(front[1] + k * (th + 4)))), colour, small)
+    for s in measurements.spine.segments:
+        if s.listhesis == "none":
+            continue
+        upper = measurements.vertebrae[s.upper]
+        if upper.corners is None:
+            continue
+        at = np.asarray(upper.corners)[3] * scale
+        kind = "antero" if s.listhesis == "anterolisthesis" else "retro"
+        _text(canvas, f"{kind} {abs(s.slip_percent):.0f}% M{s.meyerding_grade}", (int(at[0]), int(at[1])), (0, 128, 255), small)
+    spine = measurements.spine
+    notes = [f"{name} {value:.1f} deg" for name, value in (("lumbar lordosis", spine.lumbar_lordosis_deg), ("cervical lordosis", spine.cervical_lordosis_deg)) if value is not None]
+    for k, text in enumerate(notes):
+        _text(canvas, text, (8, int(round(20 * font_scale * (k + 1.5)))), (0, 255, 255), font_scale * 0.8)
+
+
+def _line(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, colour: tuple[int, int, int], thickness: int) -> None:
+    shift = 4
+    p = tuple(int(v) for v in np.round((np.asarray(a) - 0.5) * (1 << shift)))
+    q = tuple(int(v) for v in np.round((np.asarray(b) - 0.5) * (1 << shift)))
+    cv2.line(canvas, p, q, colour, thickness, cv2.LINE_AA, shift)
+
+
+def _text(canvas: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int], font_scale: float) -> None:
+    cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, 1, cv2.LINE_AA)
 
 
 def _draw_outline(canvas: np.ndarray, polygon: np.ndarray, colour: tuple[int, int, int], thickness: int) -> None:

@@ -53,14 +53,41 @@ _NAMES = {
 }
 
 
+#: Code values of the names whose key is too long for one: a Code Value holds at most 16
+#: characters, and a longer one goes to Long Code Value, which readers (highdicom's own
+#: ``srread`` among them) do not accept in a measurement group.
+_SHORT = {
+    "cervical_lordosis": "lordosis-cerv", "disc_height_anterior": "disc-h-anterior",
+    "disc_height_middle": "disc-h-middle", "disc_height_posterior": "disc-h-posterior",
+    "ratio_anterior_posterior": "ratio-ant-post", "ratio_middle_posterior": "ratio-mid-post",
+}  # fmt: skip
+
+
+def _code_value(key: str) -> str:
+    return _SHORT.get(key, key.replace("_", "-"))
+
+
 def _code(key: str) -> Any:
     from pydicom.sr.coding import Code
 
-    return Code(key.replace("_", "-"), SCHEME, _NAMES[key])
+    return Code(_code_value(key), SCHEME, _NAMES[key])
+
+
+def _value_code(prefix: str, text: str) -> Any:
+    """A coded value of the private scheme: ``prefix-text`` when it fits a Code Value, else
+    ``prefix-`` and a digest of ``text`` (the text stays the code meaning)."""
+    import hashlib
+
+    from pydicom.sr.coding import Code
+
+    value = f"{prefix}-{text}"
+    if len(value) > 16:
+        value = f"{prefix}-{hashlib.sha1(text.encode()).hexdigest()[: 15 - len(prefix)]}"
+    return Code(value, SCHEME, text)
 
 
 #: The concept names used, keyed as in :data:`_NAMES` (for readers of the report).
-CODES: dict[str, tuple[str, str, str]] = {k: (k.replace("_", "-"), SCHEME, v) for k, v in _NAMES.items()}
+CODES: dict[str, tuple[str, str, str]] = {k: (_code_value(k), SCHEME, v) for k, v in _NAMES.items()}
 
 
 def to_dicom_sr(
@@ -113,9 +140,9 @@ def to_dicom_sr(
             evaluations.append(hd.sr.QualitativeEvaluation(
                 name=_code("genant_grade"), value=Code(f"genant-{m.genant_grade}", SCHEME, f"Genant grade {m.genant_grade}")))
             evaluations.append(hd.sr.QualitativeEvaluation(
-                name=_code("deformity"), value=Code(f"deformity-{m.deformity}", SCHEME, f"{m.deformity} deformity")))
+                name=_code("deformity"), value=Code(f"def-{m.deformity}", SCHEME, f"{m.deformity} deformity")))
         for flag in m.flags:
-            evaluations.append(hd.sr.QualitativeEvaluation(name=_code("flag"), value=Code(f"flag-{flag}", SCHEME, flag)))
+            evaluations.append(hd.sr.QualitativeEvaluation(name=_code("flag"), value=_value_code("flag", flag)))
         region: dict[str, Any] = {}
         if v.label is not None and v.label in segment_numbers:
             region["referenced_segment"] = hd.sr.ReferencedSegmentationFrame(
