@@ -173,8 +173,10 @@ std::vector<bool> excluded_from_python(py::handle excluded, size_t n) {
         py::handle item = items[i];
         const std::string name = "excluded[" + std::to_string(i) + "]";
         const std::string kind = type_name(item);
-        if (py::isinstance<py::bool_>(item) || kind == "bool_") {
-            out[i] = item.cast<bool>();
+        const bool numpy_bool = py::hasattr(item, "dtype") &&
+                                py::str(item.attr("dtype").attr("kind")).cast<std::string>() == "b";
+        if (py::isinstance<py::bool_>(item) || numpy_bool) {
+            out[i] = py::bool_(py::reinterpret_borrow<py::object>(item)).cast<bool>();
         } else if (py::isinstance<py::int_>(item) || py::hasattr(item, "__index__")) {
             const long v = item.attr("__index__")().cast<long>();
             if (v != 0 && v != 1) throw py::value_error(name + ": expected True/False (or 0/1), got " + std::to_string(v));

@@ -27,25 +27,43 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .core import Detection, ensemble, zip_labels
+from .core import Detection, decode_labels, ensemble, zip_labels
 from .errors import BundleError, InputError, VertxError
 from .io import LoadedImage, from_array, load_image
+from .levels import VIEWS
 from .preprocess import Letterbox, prepare
 from .result import InputInfo, ModelInfo, Result, Vertebra
 from .runtime import ModelSession, model_variants, open_model, resolve_backend
+from .runtime.onnxrt import OnnxRuntimeSession
 from .runtime.registry import backend as runtime_backend
 from .trace import OUTLINES, trace_components, trace_detections
+
+if TYPE_CHECKING:
+    from .measure import MeasureConfig
 
 #: What :meth:`Pipeline.predict` accepts: a file path, an image array, or an already loaded image.
 ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
 
 #: Defaults for thresholds a bundle's manifest may leave out.
-FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5}
+FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5, "label_confidence": 0.5}
+
+#: How names are given (PipelineConfig.labelling): the sequence decoder, or SPEC §4's zipper alone.
+LABELLINGS = ("decoder", "zipper")
+
+#: DICOM BodyPartExamined values (PS3.16 CID 4031 code meanings as written in headers) → view.
+BODY_PART_VIEWS = {
+    "CSPINE": "cervical", "NECK": "cervical", "TSPINE": "thoracic", "CHEST": "thoracic",
+    "LSPINE": "lumbar", "SSPINE": "lumbar", "LUMBAR": "lumbar", "TLSPINE": "thoracolumbar",
+    "CTSPINE": "cervicothoracic",
+}  # fmt: skip
+#: Weight of a stated view (user or DICOM header) in the decoder's view prior; the rest is the
+#: view model's (or uniform): a stated region is strong evidence, not a certainty.
+STATED_VIEW_WEIGHT = 0.9
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,8 @@ class NetworkOutlines:
     unet: list[np.ndarray]
     detections: list[Detection]
     timings_ms: dict[str, float]
+    #: The view model's probability of each of ``vertxnet.levels.VIEWS``; None without a view model.
+    view_probabilities: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,14 @@ class PipelineConfig:
                      centre is inside → "edges".
     require_vertebrae  raise InputError when nothing is found (a non-spine image) instead of
                      returning an empty result.
+    labelling        "decoder" (default): names from the sequence decoder (class probabilities,
+                     sizes, shapes, the view's prior; a confidence per name; equal to SPEC §4
+                     whenever a confident reference agrees with the chain); "zipper": SPEC §4 alone.
+    label_confidence names whose confidence is below this stay null, flag ``labels_uncertain``
+                     (manifest ``thresholds.label_confidence``, default 0.5).
+    view             the film's region when the user knows it (one of ``vertxnet.levels.VIEWS``);
+                     otherwise the DICOM BodyPartExamined when it names one, then the bundle's view
+                     model. It weighs as the decoder's view prior.
     """
 
     unet_threshold: float | None = None
@@ -98,6 +126,12 @@ class PipelineConfig:
     duplicate_overlap: float | None = None
     outline: str | None = None
     require_vertebrae: bool = True
+    labelling: str = "decoder"
+    label_confidence: float | None = None
+    view: str | None = None
+
+    #: Fields that are not manifest thresholds (never filled from one).
+    _OWN = ("outline", "require_vertebrae", "labelling", "view")
 
     _MANIFEST_KEYS = {"unet_threshold": "unet", "score_threshold": "mrcnn_score", "mask_threshold": "mask"}
 
@@ -109,6 +143,8 @@ class PipelineConfig:
             value = getattr(self, f.name)
             if f.name == "outline":
                 values[f.name] = value or outline or OUTLINES[0]
+                continue
+            if f.name in self._OWN:
                 continue
             if value is None:
                 key = self._MANIFEST_KEYS.get(f.name, f.name)
@@ -122,7 +158,7 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """ValueError naming the first threshold out of its range."""
-        unit = ("unet_threshold", "score_threshold", "mask_threshold", "eta", "tau", "ref_score", "duplicate_overlap")
+        unit = ("unet_threshold", "score_threshold", "mask_threshold", "eta", "tau", "ref_score", "duplicate_overlap", "label_confidence")
         for name in unit:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
@@ -136,6 +172,10 @@ class PipelineConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and ok(value)):
                 raise ValueError(f"{name} has an invalid value {value!r}")
+        if self.labelling not in LABELLINGS:
+            raise ValueError(f"labelling must be one of {', '.join(LABELLINGS)}, got {self.labelling!r}")
+        if self.view is not None and self.view not in VIEWS:
+            raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
         if self.outline is not None and self.outline not in OUTLINES:
             raise ValueError(f"outline must be one of {', '.join(OUTLINES)}, got {self.outline!r}")
 
@@ -159,6 +199,9 @@ class Pipeline:
         one (e.g. an INT8 U-Net) and the fp32 file otherwise; ``Result.model.precision`` says
         which ran. ValueError if no model of the bundle has the variant. The native TensorRT
         backend runs the precision its engines were built with.
+    measure : bool or :class:`vertxnet.measure.MeasureConfig`
+        Also measure the named bodies (heights, Genant grades, lordosis, discs, listhesis,
+        radiomics): ``Result.measurements``, written by the JSON, CSV, overlay and SR outputs.
     """
 
     def __init__(
@@ -168,7 +211,9 @@ class Pipeline:
         threads: int | None = None,
         config: PipelineConfig | None = None,
         precision: str = "fp32",
+        measure: "bool | MeasureConfig" = False,
     ):
+        self._measure = _measure_config(measure)
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         postprocess = self.bundle.manifest.get("postprocess", {})
         outline = postprocess.get("outline") if isinstance(postprocess, dict) else None
@@ -177,6 +222,7 @@ class Pipeline:
         variants = model_variants(self.backend, self.bundle, precision)
         self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads, variant=variants["unet"])
         self._mrcnn: ModelSession = open_model(self.backend, self.bundle, "maskrcnn", threads=threads, variant=variants["maskrcnn"])
+        self._view = self._open_view_model()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertxnet-model")
         ran = {m: runtime_backend(self.backend).ran_precision(self.bundle, m, v) for m, v in variants.items()}
         self._model_info = ModelInfo(self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend, ran)
@@ -221,6 +267,8 @@ class Pipeline:
         self._executor.shutdown(wait=True)
         self._unet.close()
         self._mrcnn.close()
+        if self._view is not None:
+            self._view.close()
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -269,7 +317,12 @@ class Pipeline:
             unet_polys, unet_ms, unet_trace_ms = self._segment_unet(tensor, box)
             detections, mrcnn_ms, mrcnn_trace_ms = self._detect_instances(tensor, box)
         timings = {"preprocess": preprocess_ms, "unet": unet_ms, "maskrcnn": mrcnn_ms, "trace": unet_trace_ms + mrcnn_trace_ms}
-        return NetworkOutlines(unet_polys, detections, timings)
+        view_probabilities = None
+        if self._view is not None:
+            t = time.perf_counter()
+            view_probabilities = self._recognise_view(tensor)
+            timings["view"] = _ms_since(t)
+        return NetworkOutlines(unet_polys, detections, timings, view_probabilities)
 
     def _predict_loaded(self, loaded: LoadedImage, decode_ms: float) -> Result:
         # total = decode + the rest; in predict_many the decode overlapped the previous image.
@@ -286,21 +339,51 @@ class Pipeline:
         timings["ensemble"] = _ms_since(t)
 
         t = time.perf_counter()
-        labelling = zip_labels(masks, gap_factor=cfg.gap_factor)
+        stated = cfg.view or _dicom_view(loaded.dicom)
+        if cfg.labelling == "zipper":
+            labelling = zip_labels(masks, gap_factor=cfg.gap_factor)
+            confidence = [None] * len(masks)
+            view, view_probability = labelling.view, None
+        else:
+            labelling = decode_labels(
+                masks, class_probs=[_mask_class_probs(m, raw.detections) for m in masks],
+                view_prior=_view_prior(stated, raw.view_probabilities), ref_score=cfg.ref_score,
+                gap_factor=cfg.gap_factor, confidence_threshold=cfg.label_confidence,
+            )  # fmt: skip
+            confidence = [float(c) if label is not None else None for c, label in zip(labelling.confidence, labelling.labels)]
+            view, view_probability = labelling.view, labelling.view_probability
+            if view is None and raw.view_probabilities:
+                # No name anchors the film: the view model's (or the stated) region on its own.
+                prior = _view_prior(stated, raw.view_probabilities)
+                view = max(prior, key=prior.get)
+                view_probability = prior[view]
+        if cfg.view is not None and view not in (cfg.view, "whole"):
+            view, view_probability = cfg.view, None  # the user said so; the names still follow the evidence
         timings["label"] = _ms_since(t)
 
         spacing = loaded.pixel_spacing_mm
         vertebrae, excluded = [], []
         for i, mask in enumerate(masks):
-            vertebra = _vertebra(mask, labelling.labels[i], spacing, labelling.excluded.get(i))
+            vertebra = _vertebra(mask, labelling.labels[i], spacing, labelling.excluded.get(i), confidence[i])
             (excluded if i in labelling.excluded else vertebrae).append(vertebra)
         if cfg.require_vertebrae and not vertebrae:
             raise InputError(loaded.path, "no vertebra found: not a lateral spine radiograph, or not one this model bundle can read")
         flags = list(dict.fromkeys([*loaded.flags, *labelling.flags]))
+        measurements = None
+        if self._measure is not None:
+            from .measure import measure
+
+            t = time.perf_counter()
+            measurements = measure(
+                [v.polygon for v in vertebrae], [v.label for v in vertebrae], config=self._measure,
+                pixel_spacing_mm=spacing, image=loaded.pixels, dicom=loaded.dicom,
+            )  # fmt: skip
+            timings["measure"] = _ms_since(t)
         timings["total"] = decode_ms + _ms_since(t_start)
         return Result(
             input=InputInfo(loaded.path, loaded.width, loaded.height, spacing, loaded.sha256),
-            view=labelling.view,
+            view=view,
+            view_probability=view_probability,
             reference=None if labelling.reference == "none" else labelling.reference,
             vertebrae=vertebrae,
             excluded=excluded,
@@ -309,6 +392,7 @@ class Pipeline:
             model=self._model_info,
             pixels=loaded.pixels,
             dicom=loaded.dicom,
+            measurements=measurements,
         )
 
     def _segment_unet(self, tensor: np.ndarray, box: Letterbox) -> tuple[list[np.ndarray], float, float]:
@@ -331,18 +415,74 @@ class Pipeline:
         scores = _checked(self._mrcnn, out, "scores", (k,))
         labels = _checked(self._mrcnn, out, "labels", (k,))
         probs = _checked(self._mrcnn, out, "mask_probs", (k, None, None))
+        class_probs = _checked(self._mrcnn, out, "class_probs", (k, None)) if "class_probs" in out else None
         cfg = self.config
         detections = trace_detections(
             boxes, scores, labels, probs, size=box.size, score_threshold=cfg.score_threshold,
             mask_threshold=cfg.mask_threshold, duplicate_overlap=cfg.duplicate_overlap,
-            outline=cfg.outline, to_original=box.to_original,
+            outline=cfg.outline, to_original=box.to_original, class_probs=class_probs,
         )  # fmt: skip
         return detections, mrcnn_ms, _ms_since(t)
+
+    def _open_view_model(self) -> OnnxRuntimeSession | None:
+        """The bundle's view model, when it has one. It is tiny, so it always runs on ONNX
+        Runtime's CPU provider, whichever backend runs the two networks."""
+        entry = self.bundle.manifest["models"].get("view")
+        if entry is None:
+            return None
+        views = tuple(entry.get("views", ()))
+        if views != VIEWS:
+            raise BundleError(self.bundle.path / "manifest.json", f"view model classes {list(views)} are not {list(VIEWS)}")
+        return OnnxRuntimeSession(self.bundle.model_path("view"), threads=1, outputs=("view_logits",))
+
+    def _recognise_view(self, tensor: np.ndarray) -> dict[str, float]:
+        logits = _checked(self._view, self._view.run(tensor), "view_logits", (1, len(VIEWS)))[0].astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        return {v: float(x) for v, x in zip(VIEWS, p)}
 
 
 # ---- helpers ----------------------------------------------------------------------------------
 
 _END = object()
+
+
+def _measure_config(measure: Any) -> Any:
+    """None (no measurements), or the validated MeasureConfig for ``measure`` (True = defaults)."""
+    if measure is None or measure is False:
+        return None
+    from .measure import MeasureConfig
+
+    if measure is True:
+        return MeasureConfig()
+    if not isinstance(measure, MeasureConfig):
+        raise TypeError(f"measure must be a bool or a vertxnet.measure.MeasureConfig, got {type(measure).__name__}")
+    measure.validate()
+    return measure
+
+
+def _mask_class_probs(mask: Any, detections: list[Detection]) -> tuple[float, float, float] | None:
+    """The (vertebra, C2, S1) probabilities of an ensemble mask: its Mask R-CNN detection's;
+    None (derived by the decoder from class and score) for U-Net-only masks."""
+    index = getattr(mask, "mrcnn_index", None)
+    return detections[index].class_probs if index is not None and 0 <= index < len(detections) else None
+
+
+def _view_prior(stated: str | None, model: dict[str, float] | None) -> dict[str, float] | None:
+    """The decoder's view prior: the view model's probabilities, a stated view weighing
+    STATED_VIEW_WEIGHT; None (uniform) when there is neither."""
+    if stated is None:
+        return model
+    base = model or {v: 1.0 / len(VIEWS) for v in VIEWS}
+    return {v: STATED_VIEW_WEIGHT * (v == stated) + (1.0 - STATED_VIEW_WEIGHT) * base[v] for v in VIEWS}
+
+
+def _dicom_view(dataset: Any) -> str | None:
+    """The view a DICOM header states (BodyPartExamined), if it names a spine region."""
+    if dataset is None:
+        return None
+    part = str(getattr(dataset, "BodyPartExamined", "") or "").strip().upper().replace(" ", "").replace("-", "")
+    return BODY_PART_VIEWS.get(part)
 
 
 def _ms_since(t: float) -> float:
@@ -362,7 +502,7 @@ def _checked(session: ModelSession, outputs: Mapping[str, np.ndarray], name: str
     return arr
 
 
-def _vertebra(mask: Any, label: str | None, spacing: tuple[float, float] | None, reason: str | None) -> Vertebra:
+def _vertebra(mask: Any, label: str | None, spacing: tuple[float, float] | None, reason: str | None, confidence: float | None = None) -> Vertebra:
     polygon = np.asarray(mask.polygon, dtype=np.float64)
     area = float(mask.area)
     cx, cy = (float(v) for v in mask.centroid)
@@ -376,5 +516,6 @@ def _vertebra(mask: Any, label: str | None, spacing: tuple[float, float] | None,
         score=float(mask.score),
         source=str(mask.source),
         reason=reason,
+        label_confidence=confidence,
     )
 

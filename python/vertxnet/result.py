@@ -15,6 +15,7 @@ import numpy as np
 
 from .formats import result_json
 from .formats.labelpng import UNNAMED_VALUE
+from .levels import VIEWS
 from .formats.result_json import JSON_DECIMALS, RESULT_SCHEMA_PATH, SCHEMA_VERSION, TIMING_STAGES, result_schema
 from .records import Annotation, Record
 
@@ -65,6 +66,7 @@ class Vertebra:
     score: float  # Mask R-CNN score; 0.0 for U-Net-only masks
     source: str  # "agreement" | "split" | "rescued"
     reason: str | None = None  # why it was excluded (only in Result.excluded)
+    label_confidence: float | None = None  # probability of ``label`` (the decoder's marginal); None when unnamed
 
     def to_dict(self) -> dict[str, Any]:
         return result_json.vertebra_dict(self)
@@ -75,16 +77,23 @@ class Result:
     """Vertebrae found on one image (see the module docstring for conventions)."""
 
     input: InputInfo
-    view: str | None  # "cervical" | "lumbar" | "whole" | None
+    view: str | None  # one of vertxnet.levels.VIEWS, "whole" (named from C2 and S1), or None
     reference: str | None  # "C2" | "S1" | "C2+S1" | None
     vertebrae: list[Vertebra]
     excluded: list[Vertebra]
     flags: list[str]
     timings_ms: dict[str, float]
     model: ModelInfo
+    #: Probability of ``view`` (decoder posterior or view model); None when unknown or user-stated.
+    view_probability: float | None = None
     #: Decoded pixels (for the overlay) and, for DICOM inputs, the source dataset (for DICOM SEG).
     pixels: np.ndarray | None = field(default=None, repr=False)
     dicom: Any = field(default=None, repr=False)
+    #: :class:`vertxnet.measure.Measurements` of ``vertebrae`` (same order), when measured
+    #: (``Pipeline(..., measure=True)``); None otherwise.
+    measurements: Any = field(default=None, repr=False)
+    #: The DICOM SEG made by :meth:`to_dicom_seg`, kept so that an SR of the same result refers to it.
+    _segmentation: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
         """The SPEC §5 JSON object. ``timings=False`` drops ``timings_ms`` for byte-stable output."""
@@ -102,7 +111,7 @@ class Result:
             width=self.input.width,
             height=self.input.height,
             annotations=[Annotation(polygon=v.polygon.copy(), level=v.label, score=v.score) for v in self.vertebrae],
-            view=self.view if self.view in ("cervical", "lumbar") else None,
+            view=self.view if self.view in VIEWS else None,
             pixel_spacing_mm=self.input.pixel_spacing_mm,
         )
 
@@ -130,4 +139,27 @@ class Result:
         inputs (:func:`vertxnet.formats.dicom_seg.to_dicom_seg`)."""
         from .formats.dicom_seg import to_dicom_seg
 
-        return to_dicom_seg(self, software_version=software_version)
+        if software_version is not None:
+            return to_dicom_seg(self, software_version=software_version)
+        if self._segmentation is None:
+            self._segmentation = to_dicom_seg(self)
+        return self._segmentation
+
+    def to_csv(self) -> str:
+        """The measurements as CSV, one row per vertebra (:mod:`vertxnet.formats.csv_table`);
+        ValueError when the result was not measured."""
+        from .formats.csv_table import to_csv
+
+        if self.measurements is None:
+            raise ValueError("csv needs measurements (Pipeline(..., measure=True) / vertx-infer --measure)")
+        return to_csv(self.measurements, image=self.input.path)
+
+    def to_dicom_sr(self, *, with_segmentation: bool = False, software_version: str | None = None) -> Any:
+        """A highdicom Comprehensive SR holding a TID 1500 Measurement Report of the
+        measurements, referencing the source image and, with ``with_segmentation``, this result's
+        DICOM SEG (:meth:`to_dicom_seg`, the same object each time); InputError for non-DICOM
+        inputs, ValueError when the result was not measured (:mod:`vertxnet.formats.sr`)."""
+        from .formats.sr import to_dicom_sr
+
+        segmentation = self.to_dicom_seg() if with_segmentation else None
+        return to_dicom_sr(self, self.measurements, segmentation=segmentation, software_version=software_version)
