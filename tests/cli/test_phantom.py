@@ -33,11 +33,25 @@ def test_knob_override_reaches_the_generator(tmp_path):
     assert all(i["extra"]["phantom"]["implants"] for i in coco["images"])
 
 
+def test_classic_style_writes_the_first_renderers_films(tmp_path):
+    from vertxnet.data.phantom import PhantomConfig, generate
+
+    out = tmp_path / "c"
+    assert cli.main(["-o", str(out), "--n", "1", "--view", "lumbar", "--size", "160", "--seed", "7", "--style", "classic"]) == 0
+    written = cv2.imread(str(out / "images" / "phantom_00000.png"), cv2.IMREAD_UNCHANGED)
+    classic, _ = generate(PhantomConfig(view="lumbar", size=160, seed=7, style="classic"), 0)
+    film, _ = generate(PhantomConfig(view="lumbar", size=160, seed=7), 0)
+    np.testing.assert_array_equal(written, classic)
+    assert written.shape != film.shape or not np.array_equal(written, film)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         [],  # -o is required
         ["-o", "X", "--view", "axial"],
+        ["-o", "X", "--style", "cartoon"],
+        ["-o", "X", "--style", "classic", "--view", "thoracic"],
         ["-o", "X", "--n", "0"],
         ["-o", "X", "--n", "many"],
         ["-o", "X", "--size", "12"],

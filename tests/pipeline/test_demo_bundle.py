@@ -19,7 +19,7 @@ def test_demo_bundle_segments_and_names_fresh_phantoms():
     from vertxnet.data.phantom import PhantomConfig, generate
     from vertxnet.pipeline import Pipeline
 
-    config = PhantomConfig(view="mixed", size=512, seed=TEST_SEED, difficulty="normal")
+    config = PhantomConfig(view="mixed", size=512, seed=TEST_SEED, difficulty="normal", style="classic")  # the renderer it was trained on
     truth, pred, views = [], [], set()
     with Pipeline() as pipe:  # the shipped demo bundle, default backend
         for index in range(N_IMAGES):

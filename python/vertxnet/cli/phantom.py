@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.phantom import DIFFICULTIES, KNOB_NAMES, VIEWS, PhantomConfig, generate_dataset
+from ..data.phantom.config import STYLES
 from ._args import non_negative_int, parse_args, positive_int
 
 
@@ -65,10 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vertx-phantom", description="Synthetic lateral spine radiographs with exact vertebral-body truth.")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (created if needed)")
     p.add_argument("--n", type=positive_int, default=16, help="number of images (default 16)")
-    p.add_argument("--view", choices=VIEWS, default="mixed", help="cervical, lumbar or mixed (default)")
+    p.add_argument("--view", choices=VIEWS, default="mixed", help="region of the spine the film shows, or mixed (default: drawn per image)")
     p.add_argument("--size", type=positive_int, default=512, help="longer image side in pixels (default 512)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="data-set seed (default 0); image i uses seed and i")
     p.add_argument("--difficulty", choices=DIFFICULTIES, default="normal", help="knob preset (default normal)")
+    p.add_argument("--style", choices=STYLES, default="film",
+                   help="film: the realistic renderer (default); classic: the first renderer (cervical, lumbar, mixed), "
+                        "which made the shipped demo bundle's training data and the example films")
     p.add_argument("--knob", type=_knob, action="append", default=[], metavar="NAME=VALUE",
                    help="override one knob of the preset (repeatable): " + ", ".join(KNOB_NAMES))
     p.add_argument("--preview", action="store_true", help="also write DIR/preview.png, a contact sheet")
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args
     try:
         config = PhantomConfig(view=args.view, size=args.size, seed=args.seed, difficulty=args.difficulty,
-                               overrides=tuple(args.knob))
+                               style=args.style, overrides=tuple(args.knob))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
