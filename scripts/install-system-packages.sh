@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages the C++ core needs to build: a C++17 compiler, pkg-config and Clipper
-# (libpolyclipping-dev). Installs only what is missing; uses sudo when not run as root.
+# (libpolyclipping-dev); dicom3tools (dciodvfy, the DICOM validator the SEG and SR tests run).
+# Installs only what is missing; uses sudo when not run as root.
 set -euo pipefail
-packages=(g++ pkg-config libpolyclipping-dev)
+packages=(g++ pkg-config libpolyclipping-dev dicom3tools)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
