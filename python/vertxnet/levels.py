@@ -44,6 +44,10 @@ def mrcnn_class_of(level: str) -> str:
 #: The regions a lateral film may show, top to bottom (the view model's classes).
 VIEWS: tuple[str, ...] = ("cervical", "cervicothoracic", "thoracic", "thoracolumbar", "lumbar")
 
+#: How names are given (PipelineConfig.labelling, vertx-infer --labelling): the sequence decoder
+#: in the core, or SPEC §4's zipper alone.
+LABELLINGS = ("decoder", "zipper")
+
 
 def view_of_levels(levels: "list[str] | tuple[str, ...]") -> str | None:
     """The region a film shows, from the levels visible on it (None when none is named).

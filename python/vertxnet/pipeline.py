@@ -35,7 +35,7 @@ from .bundle import Bundle, load_bundle
 from .core import Detection, decode_labels, ensemble, zip_labels
 from .errors import BundleError, InputError, VertxError
 from .io import LoadedImage, from_array, load_image
-from .levels import VIEWS
+from .levels import LABELLINGS, VIEWS
 from .preprocess import Letterbox, prepare
 from .result import InputInfo, ModelInfo, Result, Vertebra
 from .runtime import ModelSession, model_variants, open_model, resolve_backend
@@ -52,8 +52,6 @@ ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
 #: Defaults for thresholds a bundle's manifest may leave out.
 FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5, "label_confidence": 0.5}
 
-#: How names are given (PipelineConfig.labelling): the sequence decoder, or SPEC §4's zipper alone.
-LABELLINGS = ("decoder", "zipper")
 
 #: DICOM BodyPartExamined values (PS3.16 CID 4031 code meanings as written in headers) → view.
 BODY_PART_VIEWS = {

@@ -44,6 +44,7 @@ from typing import TextIO
 
 from ..files import atomic_write
 from ..formats import FORMATS, MEASUREMENT_FORMATS, SUFFIXES, render
+from ..levels import LABELLINGS, VIEWS
 from ._args import finite_float, parse_args, positive_int
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"}
 THRESHOLD_OPTIONS = {
@@ -57,6 +58,7 @@ THRESHOLD_OPTIONS = {
     "gap_factor": "zipper gap factor (a spacing above this x the median skips a level)",
     "min_area": "smallest mask kept, in original pixels²",
     "duplicate_overlap": "Mask R-CNN twins overlapping more than this share of the smaller mask are merged (1 = off)",
+    "label_confidence": "names whose decoder confidence is below this stay null (flag labels_uncertain)",
 }
 
 
@@ -77,6 +79,8 @@ class InferConfig:
     recursive: bool = False
     threads: int | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
+    labelling: str = "decoder"  # "decoder" | "zipper" (PipelineConfig.labelling)
+    view: str | None = None  # the film's region when known (vertxnet.levels.VIEWS)
     mask_bits: int = 8
     timings: bool = True
     progress: bool = True
@@ -190,7 +194,7 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
     if config.bundle is not None and not config.bundle.is_dir():
         raise UsageError(f"{config.bundle}: model bundle folder not found")
     try:
-        pipeline_config = PipelineConfig(**config.thresholds)
+        pipeline_config = PipelineConfig(**config.thresholds, labelling=config.labelling, view=config.view)
         pipeline_config.validate()
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -282,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--measure", action="store_true", help="also measure: body heights, Genant grades, lordosis, discs, listhesis, radiomics (JSON, overlay; csv and sr imply it)")
     parser.add_argument("--faces", default="auto", choices=("auto", "left", "right"), help="side of the image the patient's front is on (default auto: DICOM Patient Orientation, else the spine's curve)")
     parser.add_argument("--radiomics-backend", default="numpy", choices=("numpy", "pyradiomics", "auto"), help="numpy (pyradiomics' definitions, fast; default) or pyradiomics itself (the 'measure' extra)")
+    parser.add_argument("--view", default=None, choices=VIEWS, help="the films' region when you know it (default: the DICOM BodyPartExamined, else the bundle's view model); weighs as the naming prior")
+    parser.add_argument("--labelling", default="decoder", choices=LABELLINGS, help="decoder (default): names with a confidence from the sequence decoder; zipper: SPEC §4's zipper alone")
     parser.add_argument("--recursive", action="store_true", help="search folders and ** globs recursively")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="threads per model (default: half the cores)")
     parser.add_argument("--mask-bits", type=int, choices=(8, 16), default=8, help="bit depth of the label PNG (default: 8)")
@@ -309,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         recursive=args.recursive,
         threads=args.threads,
         thresholds={k: getattr(args, k) for k in THRESHOLD_OPTIONS if getattr(args, k) is not None},
+        labelling=args.labelling,
+        view=args.view,
         mask_bits=args.mask_bits,
         timings=not args.no_timings,
         progress=not args.quiet,
