@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from shapely.geometry import Polygon
+from shapely.geometry import Point, Polygon
 
 from vertxnet.levels import VIEWS as REGIONS
 from vertxnet.levels import level_index, view_of_levels
@@ -140,6 +140,33 @@ def test_the_classic_renderer_is_kept_for_data_made_with_it():
         PhantomConfig(view="thoracic", style="classic")
     with pytest.raises(ValueError, match="style"):
         PhantomConfig(style="painted")
+
+
+def test_classic_bodies_carry_the_morphometric_truth():
+    config = PhantomConfig(view="lumbar", size=256, seed=3, style="classic", difficulty="hard")
+    image, rec = generate(config, 0)  # L4 fractured
+    again, _ = generate(config, 0)
+    assert np.array_equal(image, again)
+    spacing = rec.pixel_spacing_mm[0]
+    assert rec.annotations
+    for ann in rec.annotations:
+        truth = ann.extra["morphometry"]
+        ps, as_, ai, pi = np.asarray(truth["corners"])
+        assert ann.extra["corners"] == truth["corners"]
+        # the heights are the distances between the marked corners, in mm and px
+        assert np.hypot(*(ai - as_)) == pytest.approx(truth["height_anterior_px"], abs=1e-3)
+        assert np.hypot(*(pi - ps)) == pytest.approx(truth["height_posterior_px"], abs=1e-3)
+        for h in ("anterior", "middle", "posterior"):
+            assert truth[f"height_{h}_mm"] == pytest.approx(truth[f"height_{h}_px"] * spacing, rel=1e-4)
+        # the corners lie on the body's outline
+        poly = Polygon(ann.polygon)
+        if poly.is_valid and rec.extra["phantom"]["visible_fraction"][ann.level] == 1.0:
+            assert max(poly.exterior.distance(Point(*c)) for c in (ps, as_, ai, pi)) < 0.5
+    fractured = {f["level"]: f for f in rec.extra["phantom"]["fractures"]}
+    assert fractured and set(fractured) <= {a.level for a in rec.annotations}
+    for ann in rec.annotations:
+        if ann.level in fractured:
+            assert ann.extra["morphometry"]["rim_height_anterior_mm"] == pytest.approx(fractured[ann.level]["anterior_height_mm"], abs=0.05)
 
 
 def test_truth_areas_stay_plausible_for_every_region():

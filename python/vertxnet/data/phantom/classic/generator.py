@@ -1,6 +1,8 @@
 """The first renderer (style ``classic``, format version 1), unchanged: ``generate(config, index)``.
 
-Kept so that data made with it, and the demo bundle trained on it, can be reproduced exactly."""
+Kept so that data made with it, and the demo bundle trained on it, can be reproduced exactly. Its
+annotations carry the same per-body morphometric truth as the film renderer's (``corners`` and
+``morphometry``, :mod:`..truth`), added beside the unchanged images and polygons."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 from ....raster import polygon_area
 from ....records import Annotation, Record
 from ..config import Knobs, PhantomConfig
+from ..truth import body_truth
 from .render import Canvas, Detector, Field, bone_texture, expose
 from .scene import Spine, build_spine, streams
 from .structures import (
@@ -160,7 +163,9 @@ def generate(config: PhantomConfig, index: int) -> tuple[np.ndarray, Record]:
         if fraction < MIN_VISIBLE_FRACTION:  # as an annotator would: too little of it to outline
             cut[b.level] = round(fraction, 4)
             continue
-        annotations.append(Annotation(polygon=clipped, level=b.level))
+        # the same morphometric truth as the film renderer's (the pixels are unchanged)
+        truth = body_truth(b, field.to_px, float(field.spacing))
+        annotations.append(Annotation(polygon=clipped, level=b.level, extra={"corners": truth["corners"], "morphometry": truth}))
         visible[b.level] = round(fraction, 4)
     # the display window is set on the vertebral bodies, as a technologist would
     roi = np.zeros((field.height, field.width), np.uint8)
