@@ -64,7 +64,7 @@ from vertxnet.files import write_json_atomic  # noqa: E402
 from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
 from vertxnet.records import Record  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
-from vertxnet.levels import level_index  # noqa: E402
+from vertxnet.levels import LABELLINGS, level_index  # noqa: E402
 
 #: A truth body and a prediction may match from this IoU on (inclusive).
 MATCH_IOU = 0.3
@@ -359,6 +359,7 @@ class RealFilmsConfig:
     bundle: Path | None = None  # None = the shipped demo bundle
     backend: str = "auto"
     threads: int | None = None
+    labelling: str = "decoder"  # PipelineConfig.labelling: "decoder" or "zipper"
     json_out: Path | None = None
     sheet: Path | None = None
     sheet_tile: int = 480  # longer side of one contact-sheet tile, pixels
@@ -405,14 +406,15 @@ def prediction_record(result: Any) -> Record:
 
 def run(config: RealFilmsConfig) -> Report:
     """Run the bundle on every film of the truth file found in the films folder."""
-    from vertxnet.pipeline import Pipeline
+    from vertxnet.pipeline import Pipeline, PipelineConfig
 
     t0 = time.perf_counter()
     truths = read_coco(config.truth, image_root=config.films)
     films: list[FilmFigures] = []
     missing: dict[str, str] = {}
     predictions: dict[str, Record] = {}
-    with Pipeline(config.bundle, backend=config.backend, threads=config.threads) as pipe:
+    pipeline_config = PipelineConfig(labelling=config.labelling)
+    with Pipeline(config.bundle, backend=config.backend, threads=config.threads, config=pipeline_config) as pipe:
         bundle = {"name": pipe.bundle.name, "version": pipe.bundle.version, "path": str(pipe.bundle.path), "backend": pipe.backend}
         for truth in truths:
             name = film_name(truth, config.films)
@@ -617,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the shipped demo bundle)")
     p.add_argument("--backend", default="auto", help="inference backend (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads per model session")
+    p.add_argument("--labelling", default="decoder", choices=LABELLINGS, help="how names are given (default: decoder)")
     p.add_argument("--json", type=Path, default=None, help="write every figure, per film and in total, to this JSON")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of overlays (PNG) here")
     p.add_argument("--tile", type=positive_int, default=480, help="contact-sheet tile size, pixels (default 480)")
@@ -632,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = RealFilmsConfig(
         films=args.films, truth=args.truth, bundle=args.model, backend=args.backend, threads=args.threads,
-        json_out=args.json, sheet=args.sheet, sheet_tile=args.tile,
+        labelling=args.labelling, json_out=args.json, sheet=args.sheet, sheet_tile=args.tile,
     )  # fmt: skip
     try:
         report = run(config)
