@@ -2,8 +2,9 @@
 # Debian/Ubuntu packages the C++ core needs to build: a C++17 compiler, pkg-config and Clipper
 # (libpolyclipping-dev); dicom3tools (dciodvfy, the DICOM validator the SEG and SR tests run).
 # Installs only what is missing; uses sudo when not run as root.
+# cmake and libgtest-dev: the native tests of the core and its sanitizer build (scripts/sanitize.sh).
 set -euo pipefail
-packages=(g++ pkg-config libpolyclipping-dev dicom3tools)
+packages=(g++ pkg-config libpolyclipping-dev dicom3tools cmake libgtest-dev)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
