@@ -84,11 +84,15 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
+    model_size: int | None = None,
 ) -> LoadedImage:
     """Load a PNG, JPEG, TIFF or DICOM radiograph; raise InputError naming the file and reason.
 
     ``max_pixels`` bounds width x height (checked from the header, before decoding);
-    ``min_side`` is the smallest accepted width and height.
+    ``min_side`` is the smallest accepted width and height. ``model_size`` (the model input's
+    side) lets a JPEG 2000 DICOM or a JPEG at least twice that size be decoded 2, 4 or 8 times
+    smaller, never below the model input, for the networks (``LoadedImage.reduced``); its full-resolution pixels are then
+    decoded when first asked for.
     """
     if max_pixels < 1 or min_side < 1:
         raise ValueError(f"max_pixels and min_side must be positive, got {max_pixels} and {min_side}")
@@ -96,8 +100,8 @@ def load_image(
     data = _read_bytes(path_str, max_pixels)
     fmt = _sniff(data)
     if fmt == "dicom" or fmt is None:
-        return _load_dicom(path_str, data, max_pixels, min_side, has_preamble=fmt == "dicom")
-    return _load_raster(path_str, data, fmt, max_pixels, min_side)
+        return _load_dicom(path_str, data, max_pixels, min_side, has_preamble=fmt == "dicom", model_size=model_size)
+    return _load_raster(path_str, data, fmt, max_pixels, min_side, model_size=model_size)
 
 
 def from_array(

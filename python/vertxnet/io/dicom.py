@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from .image import (
     _check_not_constant,
     _check_size,
     _make,
+    _make_reduced,
     _normalise_dtype,
     _sha256_pixels,
     _to_gray,
     _Unusable,
     _valid_spacing,
+    reduction_factor,
 )
+from .jpeg2000 import JPEG2000_SYNTAXES, decode_reduced
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ".ima", ""}
 _SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
@@ -106,9 +110,10 @@ def _lut_range(item) -> tuple[float, float]:
     return 0.0, 2.0**depth - 1
 
 
-def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_preamble: bool) -> LoadedImage:
+def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_preamble: bool, model_size: int | None = None) -> LoadedImage:
     ds = _read_dataset(path, data, has_preamble)
     flags: list[str] = []
+    reduced = None
     try:
         if "PixelData" not in ds:
             if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
@@ -136,6 +141,23 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
         if bits_stored is None or not 1 <= bits_stored <= 32:
             raise _Unusable("DICOM BitsStored is missing or invalid")
         signed = _dicom_int(ds, "PixelRepresentation", 0) == 1
+        factor = reduction_factor(cols, rows, model_size)
+        if factor > 1 and photometric in ("MONOCHROME1", "MONOCHROME2") and not signed:
+            reduced = _reduced_frame(ds, factor)
+        if reduced is not None:
+            stored = reduced.pixels
+            _check_size(cols, rows, min_side)
+            _check_not_constant(stored)
+            pixels = _grayscale_transforms(ds, stored, bits_stored, signed, photometric, flags)
+            reduced = replace(reduced, pixels=np.ascontiguousarray(pixels))
+            spacing = _spacing(ds, flags)
+            del ds.PixelData
+            # The full-resolution pixels and their hash: the whole eager path, when first needed.
+            def decode_full() -> tuple[np.ndarray, str]:
+                full = _load_dicom(path, data, max_pixels, min_side, has_preamble)
+                return full.pixels, full.sha256
+
+            return _make_reduced(reduced, decode_full, path, bits_stored, spacing, flags, "dicom", ds)
         try:
             stored = ds.pixel_array
         except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
@@ -153,14 +175,7 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
             _check_size(cols, rows, min_side)
             _check_not_constant(stored)
             pixels = _grayscale_transforms(ds, stored, bits_stored, signed, photometric, flags)
-        spacing = _valid_spacing(ds.get("PixelSpacing"))
-        if spacing is None:
-            spacing = _valid_spacing(ds.get("ImagerPixelSpacing"))
-            if spacing is not None:
-                # Detector-plane spacing: not corrected for geometric magnification.
-                flags.append("spacing_from_imager")
-        if spacing is None:
-            flags.append("no_pixel_spacing")
+        spacing = _spacing(ds, flags)
     except _Unusable as exc:
         raise InputError(path, exc.reason) from None
     except MemoryError:
@@ -169,6 +184,36 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
         raise InputError(path, f"DICOM file is corrupt ({_one_line(exc)})") from None
     del ds.PixelData  # keep only the header as the reference for DICOM SEG
     return _make(pixels, path, bits_stored, spacing, flags, digest, "dicom", ds)
+
+
+def _spacing(ds, flags: list[str]) -> tuple[float, float] | None:
+    spacing = _valid_spacing(ds.get("PixelSpacing"))
+    if spacing is None:
+        spacing = _valid_spacing(ds.get("ImagerPixelSpacing"))
+        if spacing is not None:
+            # Detector-plane spacing: not corrected for geometric magnification.
+            flags.append("spacing_from_imager")
+    if spacing is None:
+        flags.append("no_pixel_spacing")
+    return spacing
+
+
+def _reduced_frame(ds, factor: int):
+    """The single JPEG 2000 frame decoded ``factor`` times smaller (a
+    :class:`~vertxnet.preprocess.Reduced` of stored values), or None when the frame is not
+    JPEG 2000 or the codec cannot reduce it (the full-resolution path then decodes it)."""
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in JPEG2000_SYNTAXES:
+        return None
+    if _dicom_int(ds, "SamplesPerPixel", 1) != 1 or not ds["PixelData"].is_undefined_length:
+        return None
+    try:
+        from pydicom.encaps import get_frame
+
+        frame = get_frame(ds.PixelData, 0, number_of_frames=1)
+        dtype = np.uint8 if _dicom_int(ds, "BitsAllocated", 16) == 8 else np.uint16
+        return decode_reduced(frame, factor, int(ds.Columns), int(ds.Rows), dtype)
+    except Exception:  # noqa: BLE001 - anything odd: the full-resolution path decides
+        return None
 
 
 # Integer images with at most this many distinct possible values go through one lookup table.

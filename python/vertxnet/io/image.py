@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..preprocess import colour_to_gray
+from ..preprocess import Reduced, colour_to_gray
 
 if TYPE_CHECKING:
     import pydicom
@@ -29,27 +31,112 @@ COLOUR_PIXEL_FRACTION = 0.05
 SOURCE_FORMATS = ("png", "jpeg", "tiff", "dicom", "array")
 
 
+class _FullResolution:
+    """The full-resolution pixels and their sha256: given, or decoded at most once, on first use
+    or in the background (:meth:`start`), whichever comes first. Thread-safe."""
+
+    def __init__(self, pixels: np.ndarray | None = None, digest: str | None = None,
+                 decode: Callable[[], tuple[np.ndarray, str]] | None = None):
+        self._pixels, self._digest, self._decode = pixels, digest, decode
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def decoded(self) -> bool:
+        return self._pixels is not None
+
+    def __getstate__(self) -> dict:  # pickled (e.g. to a batch worker) with its pixels decoded
+        pixels, digest = self.get()
+        return {"pixels": pixels, "digest": digest}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["pixels"], state["digest"])
+
+    def start(self) -> None:
+        """Decode in a background thread now (no-op when decoded or already started)."""
+        with self._lock:
+            if self._pixels is not None or self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="vertxnet-full-decode", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._get()
+        except BaseException as exc:  # noqa: BLE001 - re-raised to whoever asks for the pixels
+            self._error = exc
+
+    def _get(self) -> tuple[np.ndarray, str]:
+        with self._lock:
+            if self._pixels is None:
+                if self._error is not None:
+                    raise self._error
+                pixels, digest = self._decode()
+                pixels = np.ascontiguousarray(pixels)
+                pixels.flags.writeable = False
+                self._pixels, self._digest = pixels, digest
+            return self._pixels, self._digest
+
+    def get(self) -> tuple[np.ndarray, str]:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            if self._error is not None:
+                raise self._error
+        return self._get()
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedImage:
     """A decoded radiograph at its original size. ``pixels`` is read-only.
 
+    ``reduced``: when the loader was told the model's input size and the film is much larger,
+    the film decoded at a reduced resolution (JPEG 2000 resolution levels, JPEG DCT scaling),
+    with the same value transforms (LUTs, window, MONOCHROME1) as ``pixels``; the networks read
+    it, and ``pixels`` and ``sha256`` are then decoded from the file only when asked for (the
+    full-resolution outputs: DICOM SEG, measurements, the overlay, the result's hash), at most
+    once; :meth:`prefetch` starts that decode in the background.
+
     Compared by identity (an array field has no single truth value); compare ``sha256`` instead.
     """
 
-    pixels: np.ndarray
     path: str | None
     width: int
     height: int
     bits_stored: int | None
     pixel_spacing_mm: tuple[float, float] | None  # (row, column) spacing in mm
     flags: tuple[str, ...]
-    sha256: str
     source_format: str
     dicom: pydicom.Dataset | None = None
+    reduced: Reduced | None = field(default=None, repr=False)
+    _full: _FullResolution = field(default=None, repr=False)  # type: ignore[assignment]
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self._full.get()[0]
+
+    @property
+    def sha256(self) -> str:
+        return self._full.get()[1]
+
+    @property
+    def full_resolution_decoded(self) -> bool:
+        """Whether ``pixels`` is in memory (False while a reduced decode has not needed it)."""
+        return self._full.decoded
+
+    def prefetch(self) -> None:
+        """Start decoding the full-resolution pixels in the background (no-op when in memory)."""
+        self._full.start()
+
+    def model_input(self) -> np.ndarray | Reduced:
+        """What :func:`vertxnet.preprocess.prepare` should read: the reduced decode or ``pixels``."""
+        return self.reduced if self.reduced is not None else self.pixels
 
     def __repr__(self) -> str:  # keep the DICOM header (patient data) out of logs and tracebacks
+        kind = "reduced " if self.reduced is not None and not self.full_resolution_decoded else ""
         return (
-            f"LoadedImage(path={self.path!r}, {self.width}x{self.height} {self.pixels.dtype}, "
+            f"LoadedImage(path={self.path!r}, {kind}{self.width}x{self.height}, "
             f"format={self.source_format!r}, spacing={self.pixel_spacing_mm}, flags={self.flags})"
         )
 
@@ -66,17 +153,44 @@ def _make(pixels, path, bits, spacing, flags, digest, fmt, ds) -> LoadedImage:
     pixels = np.ascontiguousarray(pixels)
     pixels.flags.writeable = False
     return LoadedImage(
-        pixels=pixels,
         path=path,
         width=int(pixels.shape[1]),
         height=int(pixels.shape[0]),
         bits_stored=bits,
         pixel_spacing_mm=spacing,
         flags=tuple(dict.fromkeys(flags)),
-        sha256=digest,
         source_format=fmt,
         dicom=ds,
+        _full=_FullResolution(pixels, digest),
     )
+
+
+def _make_reduced(reduced: Reduced, decode_full: Callable[[], tuple[np.ndarray, str]], path, bits, spacing, flags, fmt, ds) -> LoadedImage:
+    """A LoadedImage whose full-resolution pixels and hash come from ``decode_full`` when needed."""
+    reduced.pixels.flags.writeable = False
+    return LoadedImage(
+        path=path,
+        width=reduced.src_width,
+        height=reduced.src_height,
+        bits_stored=bits,
+        pixel_spacing_mm=spacing,
+        flags=tuple(dict.fromkeys(flags)),
+        source_format=fmt,
+        dicom=ds,
+        reduced=reduced,
+        _full=_FullResolution(decode=decode_full),
+    )
+
+
+def reduction_factor(width: int, height: int, model_size: int | None, max_factor: int = 8) -> int:
+    """The largest power of two (at most ``max_factor``) by which a ``width`` x ``height`` film
+    can be decoded and still be at least the model input (``model_size`` on its longer side)."""
+    if not model_size:
+        return 1
+    factor = 1
+    while factor * 2 <= max_factor and max(width, height) / (factor * 2) >= model_size:
+        factor *= 2
+    return factor
 
 
 def _sha256_pixels(arr: np.ndarray) -> str:

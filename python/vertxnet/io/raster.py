@@ -17,11 +17,18 @@ from .image import (
     _check_not_constant,
     _check_size,
     _make,
+    _make_reduced,
     _normalise_dtype,
     _sha256_pixels,
     _to_gray,
     _Unusable,
+    reduction_factor,
 )
+from ..preprocess import Reduced
+
+#: OpenCV's JPEG reduced modes (libjpeg's scaled IDCT) by factor, in colour so that a colour
+#: photograph is still refused.
+_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 _cv_log_lock = threading.Lock()
@@ -50,9 +57,13 @@ def _quiet_opencv():
                 cv2.utils.logging.setLogLevel(_cv_log_saved)
 
 
-def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: int) -> LoadedImage:
+def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: int, model_size: int | None = None) -> LoadedImage:
     name = fmt.upper()
     flags: list[str] = []
+    if fmt == "jpeg" and model_size:
+        reduced = _jpeg_reduced(path, data, max_pixels, min_side, model_size)
+        if reduced is not None:
+            return reduced
     try:
         if fmt == "png":
             size = _png_size(data)
@@ -93,6 +104,38 @@ def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: in
     return _make(gray, path, bits, None, flags, digest, fmt, None)
 
 
+
+
+def _jpeg_reduced(path: str, data: bytes, max_pixels: int, min_side: int, model_size: int) -> LoadedImage | None:
+    """An 8-bit JPEG decoded by libjpeg's DCT scaling for the networks (None when it is not much
+    larger than the model input, or not 8-bit); its full-resolution pixels when first needed."""
+    size, scan = _jpeg_frame(data)
+    if size is None or scan < 0 or data.rfind(b"\xff\xd9") < scan:
+        return None  # the full path gives the reason
+    width, height = size
+    factor = reduction_factor(width, height, model_size)
+    if factor == 1 or width * height > max_pixels or min(width, height) < min_side:
+        return None
+    with _quiet_opencv():
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _JPEG_REDUCED[factor] | cv2.IMREAD_ANYDEPTH)
+    if decoded is None or decoded.dtype != np.uint8 or decoded.shape[:2] != (-(-height // factor), -(-width // factor)):
+        return None
+    flags: list[str] = []
+    try:
+        gray = _to_gray(decoded, "BGR", flags) if decoded.ndim == 3 else decoded
+        _check_not_constant(gray)
+    except _Unusable:
+        return None  # refused or constant: the full path says so for the whole film
+    if decoded.ndim == 3 and np.array_equal(decoded[..., 0], decoded[..., 1]) and np.array_equal(decoded[..., 1], decoded[..., 2]):
+        flags = []  # a gray JPEG comes back as 3 equal channels from the colour mode
+    flags.append("no_pixel_spacing")
+
+    def decode_full() -> tuple[np.ndarray, str]:
+        full = _load_raster(path, data, "jpeg", max_pixels, min_side)
+        return full.pixels, full.sha256
+
+    reduced = Reduced(np.ascontiguousarray(gray), factor, factor / 2.0, width, height)
+    return _make_reduced(reduced, decode_full, path, 8, None, flags, "jpeg", None)
 
 
 def read_image_unchanged(path: str | Path) -> np.ndarray:

@@ -1,0 +1,76 @@
+"""JPEG 2000 frames decoded at a reduced resolution: OpenJPEG discards the finest wavelet levels
+(``cp_reduce``), so a film decoded 8 times smaller costs a small fraction of the full decode.
+
+The binding is Pillow's JPEG 2000 plugin (its wheels ship OpenJPEG): it decodes a raw codestream
+from memory, exposes the reduce factor, and releases the GIL while it decodes. pylibjpeg-openjpeg,
+which pydicom uses for the full-resolution pixels, has no reduce option; glymur has one but reads
+files only and needs the system libopenjp2 (docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+
+from ..preprocess import Reduced
+
+#: DICOM transfer syntaxes whose frames are JPEG 2000 codestreams Pillow decodes (not HTJ2K).
+JPEG2000_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"})
+
+_SOC, _SOT, _SIZ, _COD, _COC = 0xFF4F, 0xFF90, 0xFF51, 0xFF52, 0xFF53
+
+
+def codestream_header(frame: bytes) -> dict[str, int]:
+    """Size, precision, signedness, components and the fewest decomposition levels of any
+    component, read from the codestream's main header (SIZ, COD, COC); ValueError if malformed."""
+    if len(frame) < 4 or struct.unpack(">H", frame[:2])[0] != _SOC:
+        raise ValueError("not a JPEG 2000 codestream (no SOC marker)")
+    pos, info, levels = 2, {}, []
+    while pos + 4 <= len(frame):
+        marker, length = struct.unpack(">HH", frame[pos : pos + 4])
+        body = frame[pos + 4 : pos + 2 + length]
+        if marker == _SOT:
+            break
+        if marker == _SIZ:
+            xsiz, ysiz, x0, y0 = struct.unpack(">IIII", body[2:18])
+            components = struct.unpack(">H", body[34:36])[0]
+            ssiz = body[36]
+            info.update(width=xsiz - x0, height=ysiz - y0, x0=x0, y0=y0, components=components,
+                        precision=(ssiz & 0x7F) + 1, signed=ssiz >> 7)  # fmt: skip
+        elif marker == _COD:
+            levels.append(body[5])  # Scod, SGcod (4 bytes), then SPcod: decomposition levels
+        elif marker == _COC:
+            offset = 1 if info.get("components", 0) < 257 else 2
+            levels.append(body[offset + 1])
+        pos += 2 + length
+    if "width" not in info or not levels:
+        raise ValueError("JPEG 2000 main header has no SIZ or COD segment")
+    info["levels"] = min(levels)
+    return info
+
+
+def decode_reduced(frame: bytes, factor: int, width: int, height: int, dtype: type) -> Reduced | None:
+    """The stored values of a one-component JPEG 2000 frame, ``factor`` (a power of two) times
+    smaller, as a :class:`Reduced` (phase 0.5: OpenJPEG keeps the even low-pass samples); None
+    when it cannot be reduced that far (fewer decomposition levels, an image offset, signed or
+    colour data, a frame whose size is not the DICOM Rows/Columns)."""
+    from PIL import Image
+
+    head = codestream_header(frame)
+    reduce = int(factor).bit_length() - 1
+    if (head["width"], head["height"]) != (width, height) or head["x0"] or head["y0"]:
+        return None
+    if head["components"] != 1 or head["signed"] or head["precision"] > 16 or reduce > head["levels"]:
+        return None
+    image = Image.open(io.BytesIO(frame), formats=["JPEG2000"])
+    image.reduce = reduce
+    image.load()
+    pixels = np.asarray(image)
+    if image.mode.startswith("I;16") and head["precision"] < 16:
+        pixels = pixels >> (16 - head["precision"])  # Pillow scales fewer bits up to 16
+    expect = (-(-height // factor), -(-width // factor))
+    if pixels.shape != expect:
+        return None
+    return Reduced(np.ascontiguousarray(pixels, dtype=dtype), factor, 0.5, width, height)

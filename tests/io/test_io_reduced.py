@@ -1,0 +1,128 @@
+"""Reduced-resolution decoding for the networks: JPEG 2000 DICOM resolution levels, JPEG DCT
+scaling; full-resolution pixels and hash decoded lazily, at most once, equal to the eager load."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from dicom_factory import compressed, make_dataset, write
+from pydicom.uid import JPEG2000Lossless, RLELossless
+
+from vertxnet.io import load_image
+from vertxnet.io.image import reduction_factor
+from vertxnet.io.jpeg2000 import codestream_header
+
+
+def _film(rows: int, cols: int, bits: int = 12, seed: int = 0) -> np.ndarray:
+    """A smooth film-like image with a bright band and noise (values within ``bits``)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    top = 2**bits - 1
+    img = 0.25 * top + 0.4 * top * np.exp(-(((x - cols * 0.55) / (cols * 0.18)) ** 2)) + 0.1 * top * np.sin(y / 37.0)
+    img += rng.normal(0, 0.01 * top, size=img.shape)
+    return np.clip(img, 0, top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def test_reduction_factor_keeps_the_model_input_covered():
+    assert reduction_factor(1168, 2874, 256) == 8
+    assert reduction_factor(1168, 2874, 384) == 4
+    assert reduction_factor(300, 500, 256) == 1
+    assert reduction_factor(4000, 4000, None) == 1
+    assert reduction_factor(20000, 20000, 256) == 8  # never past 8
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_jpeg2000_dicom_reduced_then_full_equals_eager(tmp_path, photometric):
+    pixels = _film(1030, 520)
+    ds = make_dataset(pixels, bits_stored=12, photometric=photometric, window=(2000.0, 3000.0))
+    path = write(compressed(ds, JPEG2000Lossless), tmp_path / "film.dcm")
+    eager = load_image(path)
+    lazy = load_image(path, model_size=128)
+    assert eager.reduced is None and lazy.reduced is not None
+    red = lazy.reduced
+    assert red.factor == 8 and red.phase == 0.5  # 1030 / 8 still covers the 128 px input
+    assert red.pixels.shape == (-(-1030 // 8), -(-520 // 8))
+    assert (lazy.width, lazy.height, lazy.pixel_spacing_mm, lazy.flags) == (eager.width, eager.height, eager.pixel_spacing_mm, eager.flags)
+    assert not lazy.full_resolution_decoded
+    # The same value transforms at low resolution: reduced sample j is close to full pixel f*j.
+    sampled = eager.pixels[::8, ::8].astype(np.float64)
+    assert np.median(np.abs(red.pixels.astype(np.float64) - sampled)) < 0.05 * float(np.ptp(eager.pixels))
+    assert lazy.sha256 == eager.sha256
+    assert lazy.full_resolution_decoded
+    np.testing.assert_array_equal(lazy.pixels, eager.pixels)
+    assert lazy.dicom is not None and "PixelData" not in lazy.dicom
+
+
+def test_full_resolution_is_decoded_once_even_from_several_threads(tmp_path, monkeypatch):
+    ds = make_dataset(_film(600, 400), bits_stored=12)
+    path = write(compressed(ds, JPEG2000Lossless), tmp_path / "film.dcm")
+    lazy = load_image(path, model_size=128)
+    import vertxnet.io.dicom as dicom_module
+
+    calls = []
+    real = dicom_module._load_dicom
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dicom_module, "_load_dicom", counting)
+    lazy.prefetch()
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(lazy.sha256)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _ = lazy.pixels
+    assert len(calls) == 1 and len(set(seen)) == 1
+
+
+def test_other_dicom_syntaxes_and_small_films_decode_at_full_resolution(tmp_path):
+    rle = write(compressed(make_dataset(_film(600, 400), bits_stored=12), RLELossless), tmp_path / "rle.dcm")
+    assert load_image(rle, model_size=128).reduced is None
+    small = write(compressed(make_dataset(_film(200, 150), bits_stored=12), JPEG2000Lossless), tmp_path / "small.dcm")
+    assert load_image(small, model_size=128).reduced is None
+
+
+def test_codestream_header_reads_levels_and_precision():
+    from openjpeg import encode
+
+    stream = encode(_film(300, 200), bits_stored=12, photometric_interpretation=2, use_mct=False)
+    head = codestream_header(stream)
+    assert (head["width"], head["height"], head["precision"], head["components"], head["signed"]) == (200, 300, 12, 1, 0)
+    assert head["levels"] >= 1
+    with pytest.raises(ValueError, match="SOC"):
+        codestream_header(b"\x00\x01\x02\x03")
+
+
+def test_jpeg_reduced_by_dct_scaling_then_full_equals_eager(tmp_path):
+    pixels = _film(1200, 700, bits=8)
+    ok, buf = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    path = tmp_path / "film.jpg"
+    path.write_bytes(buf.tobytes())
+    eager = load_image(path)
+    lazy = load_image(path, model_size=256)
+    assert lazy.reduced is not None and lazy.reduced.factor == 4 and lazy.reduced.phase == 2.0
+    assert lazy.flags == eager.flags
+    # A scaled IDCT pixel is the mean of its 4 x 4 block.
+    blocks = eager.pixels[:1200, :700].reshape(300, 4, 175, 4).mean(axis=(1, 3))
+    assert np.mean(np.abs(lazy.reduced.pixels.astype(np.float64) - blocks)) < 1.5
+    assert lazy.sha256 == eager.sha256
+    np.testing.assert_array_equal(lazy.pixels, eager.pixels)
+
+
+def test_a_colour_photo_jpeg_is_still_refused(tmp_path):
+    from vertxnet.errors import InputError
+
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 255, size=(1000, 800, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", photo)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(buf.tobytes())
+    with pytest.raises(InputError, match="colour photograph"):
+        load_image(path, model_size=128)
