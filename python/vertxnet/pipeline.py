@@ -16,11 +16,19 @@ reported figure are in original pixels.
 Tracing lives in :mod:`vertxnet.trace`, the geometry rules in :mod:`vertxnet.core`, the backends
 in :mod:`vertxnet.runtime`; this module only orders them.
 
-One pipeline serves one caller at a time; use one pipeline per thread for parallel callers.
+A pipeline may be shared by threads: its sessions and settings are fixed once it is made, each
+call keeps its own state, and several callers give the same results as one after the other
+(their model runs queue on the pipeline's two model threads).
+
+The backend is chosen fail-safe (:func:`vertxnet.runtime.select_backend`): ``auto`` takes only
+verified backends unless unverified ones are allowed, a precision is honoured or refused, and a
+backend that fails to load falls back to ONNX Runtime CPU (results flagged ``backend_fallback``,
+with the reason in ``model.fallback``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -38,9 +46,9 @@ from .io import LoadedImage, from_array, load_image
 from .levels import LABELLINGS, VIEWS
 from .preprocess import Letterbox, prepare
 from .result import InputInfo, ModelInfo, Result, Vertebra
-from .runtime import ModelSession, model_variants, open_model, resolve_backend
+from .runtime import ModelSession, open_model
 from .runtime.onnxrt import OnnxRuntimeSession
-from .runtime.registry import backend as runtime_backend
+from .runtime.registry import FALLBACK_BACKEND, Precision, Selection, fallback_selection, select_backend
 from .trace import OUTLINES, trace_components, trace_detections
 
 if TYPE_CHECKING:
@@ -48,6 +56,12 @@ if TYPE_CHECKING:
 
 #: What :meth:`Pipeline.predict` accepts: a file path, an image array, or an already loaded image.
 ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
+
+_log = logging.getLogger(__name__)
+
+#: Flag on every result of a pipeline whose chosen backend failed to load and that runs on
+#: ONNX Runtime CPU instead (the reason is in ``model.fallback``).
+BACKEND_FALLBACK_FLAG = "backend_fallback"
 
 #: Defaults for thresholds a bundle's manifest may leave out.
 FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5, "label_confidence": 0.5}
@@ -187,19 +201,28 @@ class Pipeline:
         Model bundle folder (default: the shipped demo bundle). A bundle that fails its manifest
         check raises BundleError naming the file.
     backend : "auto" or a name in :data:`vertxnet.runtime.BACKENDS`
-        "auto" takes the fastest available (native TensorRT engine → ORT TensorRT → ORT CUDA → ORT CPU).
+        "auto" takes the fastest available backend that is verified (today ONNX Runtime CPU);
+        unverified ones (native TensorRT → ORT TensorRT → ORT CUDA) only with
+        ``allow_unverified`` or ``VERTX_ALLOW_UNVERIFIED=1``. A named backend runs as asked, or
+        BackendUnavailable when it cannot run here.
     threads : int or None
         Intra-op threads per model session (default: half the cores, as both models run at once).
     config : PipelineConfig or None
         Threshold overrides; unset values come from the bundle manifest.
-    precision : "fp32", "fp16" or "int8"
-        ONNX Runtime backends run the bundle's variant of that precision for each model that has
-        one (e.g. an INT8 U-Net) and the fp32 file otherwise; ``Result.model.precision`` says
-        which ran. ValueError if no model of the bundle has the variant. The native TensorRT
-        backend runs the precision its engines were built with.
+    precision : "fp32", "fp16", "int8", or a mapping model → precision
+        Every model (or each model named; the others fp32) runs in that precision: the bundle's
+        variant of it (ONNX Runtime) or its ``trt-<precision>`` engine (TensorRT). ValueError when
+        the backend does not declare the precision or the bundle lacks the variant; nothing is
+        swapped for another precision. ``Result.model.precision`` says what ran.
     measure : bool or :class:`vertxnet.measure.MeasureConfig`
         Also measure the named bodies (heights, Genant grades, lordosis, discs, listhesis,
         radiomics): ``Result.measurements``, written by the JSON, CSV, overlay and SR outputs.
+    allow_unverified : bool or None
+        Let ``auto`` choose unverified backends (None: the ``VERTX_ALLOW_UNVERIFIED`` variable).
+    fallback : bool
+        When the chosen backend fails to load its models (e.g. an engine built for another GPU),
+        run on ONNX Runtime CPU instead and flag every result ``backend_fallback`` (default);
+        False raises the load error.
     """
 
     def __init__(
@@ -208,22 +231,50 @@ class Pipeline:
         backend: str = "auto",
         threads: int | None = None,
         config: PipelineConfig | None = None,
-        precision: str = "fp32",
+        precision: Precision = "fp32",
         measure: "bool | MeasureConfig" = False,
+        allow_unverified: bool | None = None,
+        fallback: bool = True,
     ):
         self._measure = _measure_config(measure)
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         postprocess = self.bundle.manifest.get("postprocess", {})
         outline = postprocess.get("outline") if isinstance(postprocess, dict) else None
         self.config = (config or PipelineConfig()).resolved(self.bundle.thresholds, outline=outline)
-        self.backend = resolve_backend(backend, self.bundle)
-        variants = model_variants(self.backend, self.bundle, precision)
-        self._unet: ModelSession = open_model(self.backend, self.bundle, "unet", threads=threads, variant=variants["unet"])
-        self._mrcnn: ModelSession = open_model(self.backend, self.bundle, "maskrcnn", threads=threads, variant=variants["maskrcnn"])
+        selection = select_backend(backend, self.bundle, precision, allow_unverified=allow_unverified)
+        fallback_from: tuple[str, str] | None = None
+        try:
+            self._unet, self._mrcnn = self._open_models(selection, threads)
+        except Exception as exc:  # every backend's load failure: library, device, engine, CUDA
+            if not fallback or selection.backend == FALLBACK_BACKEND:
+                raise
+            text = " ".join(str(exc).split())
+            reason = text if isinstance(exc, VertxError) and text else f"{type(exc).__name__}: {text}".rstrip(": ")
+            _log.warning("backend %s failed to load (%s); running on %s", selection.backend, reason, FALLBACK_BACKEND)
+            fallback_from = (selection.backend, reason)
+            selection = fallback_selection(self.bundle, precision)
+            self._unet, self._mrcnn = self._open_models(selection, threads)
+        self.selection: Selection = selection
+        self.backend = selection.backend
+        self._flags: tuple[str, ...] = (BACKEND_FALLBACK_FLAG,) if fallback_from else ()
         self._view = self._open_view_model()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertxnet-model")
-        ran = {m: runtime_backend(self.backend).ran_precision(self.bundle, m, v) for m, v in variants.items()}
-        self._model_info = ModelInfo(self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend, ran)
+        self._model_info = ModelInfo(
+            self.bundle.name, self.bundle.version, self.bundle.manifest_sha256, self.backend, selection.ran_precisions(self.bundle),
+            backend_verified=selection.verified,
+            fallback_from=None if fallback_from is None else fallback_from[0],
+            fallback_reason=None if fallback_from is None else fallback_from[1],
+        )  # fmt: skip
+
+    def _open_models(self, selection: Selection, threads: int | None) -> tuple[ModelSession, ModelSession]:
+        """Both sessions on ``selection``'s backend; the first is closed when the second fails."""
+        unet = open_model(selection.backend, self.bundle, "unet", threads=threads, variant=selection.variants["unet"])
+        try:
+            mrcnn = open_model(selection.backend, self.bundle, "maskrcnn", threads=threads, variant=selection.variants["maskrcnn"])
+        except BaseException:
+            unet.close()
+            raise
+        return unet, mrcnn
 
     # ---- public API ------------------------------------------------------------------------
 
@@ -366,7 +417,7 @@ class Pipeline:
             (excluded if i in labelling.excluded else vertebrae).append(vertebra)
         if cfg.require_vertebrae and not vertebrae:
             raise InputError(loaded.path, "no vertebra found: not a lateral spine radiograph, or not one this model bundle can read")
-        flags = list(dict.fromkeys([*loaded.flags, *labelling.flags]))
+        flags = list(dict.fromkeys([*loaded.flags, *labelling.flags, *self._flags]))
         measurements = None
         if self._measure is not None:
             from .measure import measure

@@ -51,6 +51,18 @@ class ModelInfo:
     sha256: str  # of the bundle's manifest.json (which pins every model file's sha256)
     backend: str
     precision: dict[str, str] = field(default_factory=lambda: {"unet": "fp32", "maskrcnn": "fp32"})  # per model; "engine" for TensorRT
+    #: Whether ``backend`` is verified (vertxnet.runtime.BackendInfo.verified); None: look it up.
+    backend_verified: bool | None = None
+    #: The backend that was chosen but failed to load, and why (then ``backend`` is the fallback).
+    fallback_from: str | None = None
+    fallback_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend_verified is None:
+            from .runtime import BACKENDS
+
+            verified = {info.name: info.verified for info in BACKENDS}
+            object.__setattr__(self, "backend_verified", verified.get(self.backend, False))
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def test_json_matches_schema_and_carries_the_contract_fields(pipeline, scene):
         "sha256": pipeline.bundle.manifest_sha256,
         "backend": "onnxruntime-cpu",
         "precision": {"unet": "fp32", "maskrcnn": "fp32"},
+        "backend_verified": True,
+        "fallback": None,
     }
     for v in doc["vertebrae"]:
         assert v["area_mm2"] == pytest.approx(v["area_px"] * 0.2 * 0.25, rel=1e-6)
@@ -260,7 +262,7 @@ def test_both_references_give_a_whole_spine_view(tmp_path, scene):
     jsonschema.validate(result.to_dict(), SCHEMA)
 
 
-def test_precision_picks_the_bundle_variant_where_there_is_one(tmp_path, scene):
+def test_precision_runs_the_bundle_variant_of_every_model_or_refuses(tmp_path, scene):
     import shutil
 
     import synthetic_bundle as sb
@@ -272,16 +274,17 @@ def test_precision_picks_the_bundle_variant_where_there_is_one(tmp_path, scene):
         Pipeline(root, precision="int8")
     with pytest.raises(ValueError, match="precision must be one of"):
         Pipeline(root, precision="int4")
-    shutil.copy(root / "unet.onnx", root / "unet.int8.onnx")  # same graph: only the plumbing is under test
     manifest = load_bundle(root).manifest
-    manifest["models"]["unet"]["variants"] = {"int8": "unet.int8.onnx"}
-    manifest["files"]["unet.int8.onnx"] = {}
+    for model in ("unet", "maskrcnn"):
+        shutil.copy(root / f"{model}.onnx", root / f"{model}.int8.onnx")  # same graph: only the plumbing is under test
+        manifest["models"][model]["variants"] = {"int8": f"{model}.int8.onnx"}
+        manifest["files"][f"{model}.int8.onnx"] = {}
     write_manifest(root, manifest)
     with Pipeline(root, threads=1, precision="int8") as pipe:
         result = pipe.predict(scene.image)
-        assert pipe._unet.path.name == "unet.int8.onnx" and pipe._mrcnn.path.name == "maskrcnn.onnx"
-    assert result.model.precision == {"unet": "int8", "maskrcnn": "fp32"}
-    assert result.to_dict()["model"]["precision"] == {"unet": "int8", "maskrcnn": "fp32"}
+        assert pipe._unet.path.name == "unet.int8.onnx" and pipe._mrcnn.path.name == "maskrcnn.int8.onnx"
+    assert result.model.precision == {"unet": "int8", "maskrcnn": "int8"}
+    assert result.to_dict()["model"]["precision"] == {"unet": "int8", "maskrcnn": "int8"}
     assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
 
 

@@ -40,12 +40,14 @@ def test_onnxruntime_backends_follow_the_installed_providers():
 
 
 @pytest.mark.train
-def test_auto_picks_the_fastest_available(tmp_path):
+def test_auto_picks_the_fastest_verified_backend(tmp_path):
     import synthetic_bundle as sb
     from vertxnet.bundle import load_bundle
 
     bundle = load_bundle(sb.write_bundle(tmp_path / "b", 64, np.zeros((0, 4)), [], []))
-    assert resolve_backend("auto", bundle) == available_backends(bundle)[0]
+    verified = [n for n in available_backends(bundle) if backend_info(n).verified]
+    assert resolve_backend("auto", bundle, allow_unverified=False) == verified[0] == "onnxruntime-cpu"
+    assert resolve_backend("auto", bundle, allow_unverified=True) == available_backends(bundle)[0]
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
             resolve_backend("onnxruntime-cuda", bundle)
@@ -85,7 +87,9 @@ def test_tensorrt_engines_are_found_in_the_manifest(tmp_path):
     assert trt_backend.bundle_has_engines(bundle)
     assert trt_backend.engine_path(bundle, "maskrcnn").name == "maskrcnn.fp16.engine"
     assert trt_backend.engine_variant(bundle, "unet", "fp16") == "trt-fp16"
-    assert trt_backend.engine_variant(bundle, "unet", "int8") == "trt-fp16"  # the only engine there is
+    assert trt_backend.engine_variant(bundle, "unet", "int8") is None  # never another precision's engine
+    with pytest.raises(BackendUnavailable, match=r"no TensorRT int8 engine \(trt-int8\) for 'unet'"):
+        trt_backend.engine_path(bundle, "unet", "int8")
 
 
 @pytest.mark.train

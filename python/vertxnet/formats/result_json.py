@@ -81,5 +81,7 @@ def result_dict(result: "Result", *, timings: bool = True) -> dict[str, Any]:
         "sha256": model.sha256,
         "backend": model.backend,
         "precision": dict(model.precision),
+        "backend_verified": bool(model.backend_verified),
+        "fallback": None if model.fallback_from is None else {"backend": model.fallback_from, "reason": model.fallback_reason or ""},
     }
     return out

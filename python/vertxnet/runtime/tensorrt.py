@@ -15,6 +15,8 @@ Data-dependent output shapes (Mask R-CNN's K detections) are handled by an outpu
 from __future__ import annotations
 
 import importlib
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,24 +69,32 @@ def is_available() -> bool:
     return unavailable_reason() is None
 
 
-def engine_variant(bundle: "Bundle", model: str, precision: str | None = None) -> str | None:
-    """The variant of ``model`` that is a TensorRT engine: ``trt-<precision>`` (as written by
-    export/build_trt.py) when asked for and present, else the first engine variant by name."""
+def engine_variants(bundle: "Bundle", model: str) -> list[str]:
+    """The variants of ``model`` that are TensorRT engines (``trt-<precision>``, as written by
+    export/build_trt.py), by name."""
     variants = bundle.manifest["models"].get(model, {}).get("variants", {})
-    engines = sorted(v for v, name in variants.items() if str(name).endswith(ENGINE_SUFFIX))
-    if precision is not None and f"trt-{precision}" in engines:
-        return f"trt-{precision}"
+    return sorted(v for v, name in variants.items() if str(name).endswith(ENGINE_SUFFIX))
+
+
+def engine_variant(bundle: "Bundle", model: str, precision: str | None = None) -> str | None:
+    """The engine variant of ``model``: ``trt-<precision>`` when ``precision`` is given (None when
+    the bundle has no engine of that precision: another precision is never substituted), else
+    the first engine by name."""
+    engines = engine_variants(bundle, model)
+    if precision is not None:
+        return f"trt-{precision}" if f"trt-{precision}" in engines else None
     return engines[0] if engines else None
 
 
 def bundle_has_engines(bundle: "Bundle") -> bool:
-    return all(engine_variant(bundle, model) is not None for model in ("unet", "maskrcnn"))
+    return all(engine_variant(bundle, model) is not None for model in MODEL_OUTPUTS)
 
 
 def engine_path(bundle: "Bundle", model: str, precision: str | None = None) -> Path:
     variant = engine_variant(bundle, model, precision)
     if variant is None:
-        raise BackendUnavailable(f"{bundle.path / 'manifest.json'} lists no TensorRT engine for {model!r}")
+        what = "engine" if precision is None else f"{precision} engine (trt-{precision})"
+        raise BackendUnavailable(f"{bundle.path / 'manifest.json'} lists no TensorRT {what} for {model!r}")
     return bundle.model_path(model, variant)
 
 
@@ -106,14 +116,27 @@ class TensorRTBackend(Backend):
         )
 
     def open(self, bundle: "Bundle", model: str, *, threads: int | None, variant: str | None) -> ModelSession:
-        return TensorRTSession(engine_path(bundle, model, variant))
+        """``variant`` is the engine variant (``trt-<precision>``) from :meth:`model_variants`."""
+        if variant is None or variant not in engine_variants(bundle, model):
+            raise BackendUnavailable(f"{bundle.path / 'manifest.json'} lists no TensorRT engine {variant!r} for {model!r}")
+        return TensorRTSession(bundle.model_path(model, variant))
 
-    def model_variants(self, bundle: "Bundle", precision: str) -> dict[str, str | None]:
-        # The wanted engine precision per model; engine_variant falls back to the engine there is.
-        return {m: precision for m in MODEL_OUTPUTS}
+    def model_variants(self, bundle: "Bundle", precisions: Mapping[str, str]) -> dict[str, str | None]:
+        # The engine of the asked precision for each model, or ValueError: never another engine.
+        variants: dict[str, str | None] = {}
+        for model, precision in precisions.items():
+            variant = engine_variant(bundle, model, precision)
+            if variant is None:
+                have = ", ".join(engine_variants(bundle, model)) or "none"
+                raise ValueError(
+                    f"{bundle.path / 'manifest.json'}: no {precision} TensorRT engine (trt-{precision}) for {model!r} "
+                    f"(engines: {have}); build one on this device with export/build_trt.py, or ask for a precision there is"
+                )
+            variants[model] = variant
+        return variants
 
     def ran_precision(self, bundle: "Bundle", model: str, variant: str | None) -> str:
-        name = (engine_variant(bundle, model, variant) or "").removeprefix("trt-")
+        name = (variant or "").removeprefix("trt-")
         return name if name in PRECISIONS else "engine"
 
 
@@ -129,16 +152,24 @@ def cuda_check(result: Any, what: str) -> Any:
 
 
 class TensorRTSession(ModelSession):
-    """A deserialized TensorRT engine with one execution context and one CUDA stream."""
+    """A deserialized TensorRT engine with one execution context and one CUDA stream.
+
+    An execution context runs one inference at a time, so :meth:`run` holds a lock: a session
+    shared by threads serialises their calls."""
 
     def __init__(self, path: str | Path):
         trt, cudart = import_modules()
         self._trt, self._cudart = trt, cudart
+        self._lock = threading.Lock()
         self.path = Path(path)
         self.backend = "tensorrt"
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        try:
+            blob = self.path.read_bytes()
+        except OSError as exc:
+            raise BundleError(self.path, f"cannot read the engine ({exc.strerror or exc})") from None
+        self._engine = self._runtime.deserialize_cuda_engine(blob)
         if self._engine is None:
             raise BundleError(self.path, "TensorRT cannot deserialize this engine (built for another GPU or TensorRT version?)")
         self._context = self._engine.create_execution_context()
@@ -154,6 +185,10 @@ class TensorRTSession(ModelSession):
             self._context.set_output_allocator(name, self._allocator)
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._run(image)
+
+    def _run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         trt, cudart = self._trt, self._cudart
         host_in = np.ascontiguousarray(image, dtype=np.float32)
         if host_in.nbytes > self._input_bytes:
