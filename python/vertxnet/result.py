@@ -104,8 +104,20 @@ class Result:
     #: :class:`vertxnet.measure.Measurements` of ``vertebrae`` (same order), when measured
     #: (``Pipeline(..., measure=True)``); None otherwise.
     measurements: Any = field(default=None, repr=False)
+    #: What the DICOM outputs need and the source header lacks (stripped or invalid UIDs and the
+    #: like), with the values they use instead: :class:`vertxnet.formats.dicom_source.HeaderRepair`,
+    #: derived from ``dicom`` (flag ``dicom_header_repaired``, JSON ``dicom_header_repairs``).
+    dicom_repairs: list[Any] = field(default_factory=list, repr=False, compare=False)
     #: The DICOM SEG made by :meth:`to_dicom_seg`, kept so that an SR of the same result refers to it.
     _segmentation: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.dicom is not None and not self.dicom_repairs:
+            from .formats.dicom_source import REPAIRED_FLAG, header_repairs
+
+            self.dicom_repairs = header_repairs(self.dicom, self.input.sha256)
+            if self.dicom_repairs and REPAIRED_FLAG not in self.flags:
+                self.flags.append(REPAIRED_FLAG)
 
     def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
         """The SPEC §5 JSON object. ``timings=False`` drops ``timings_ms`` for byte-stable output."""

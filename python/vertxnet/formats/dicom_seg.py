@@ -1,4 +1,18 @@
-"""DICOM SEG (highdicom) of a result, referencing the source DICOM image, for PACS."""
+"""DICOM SEG (highdicom) of a result, referencing the source DICOM image, for PACS.
+
+The SEG is a conformant Segmentation IOD (``dciodvfy`` reports no error; highdicom's ``segread``
+and pydicom read it back) for projection radiographs too:
+
+- its frames map pixel for pixel onto the referenced source image (Derivation Image Sequence,
+  Spatial Locations Preserved YES). A radiograph has no slice, so when the source gives no Slice
+  Thickness the SEG carries no Pixel Measures functional group (the Pixel Spacing is the
+  source's) rather than a Pixel Measures item without its Slice Thickness, which readers reject
+  and which the standard forbids beside a Frame of Reference;
+- Patient Orientation (General Image, Type 2C for images without Image Orientation (Patient)) is
+  copied from the source, or present and empty when the source has none;
+- a source header stripped by de-identification is repaired first
+  (:mod:`vertxnet.formats.dicom_source`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..levels import level_index
 from ..raster import polygon_mask, polygon_window
+from .dicom_source import source_header
 from .labelpng import UNNAMED_VALUE
 
 if TYPE_CHECKING:
@@ -55,8 +70,9 @@ def to_dicom_seg(result: "Result", *, software_version: str | None = None) -> An
                 algorithm_identification=algorithm,
             )
         )
-    return hd.seg.Segmentation(
-        source_images=[_with_type2_attributes(result.dicom)],
+    source = source_header(result.dicom, result.dicom_repairs)
+    seg = hd.seg.Segmentation(
+        source_images=[source],
         pixel_array=planes[None].astype(bool),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
@@ -70,22 +86,19 @@ def to_dicom_seg(result: "Result", *, software_version: str | None = None) -> An
         device_serial_number="none",
         series_description="vertxnet vertebrae",
     )
+    _planar_geometry(seg, source)
+    return seg
 
 
-#: Type 2 patient/study attributes (required, may be empty) that highdicom copies from the source.
-_TYPE2_SOURCE_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
-
-
-def _with_type2_attributes(source: Any) -> Any:
-    """A copy of the source header with absent Type 2 attributes present and empty, as the
-    standard allows; many exported films leave them out."""
-    import copy
-
-    header = copy.copy(source)
-    for keyword in _TYPE2_SOURCE_ATTRIBUTES:
-        if keyword not in header:
-            setattr(header, keyword, None)
-    return header
+def _planar_geometry(seg: Any, source: Any) -> None:
+    """Geometry of a SEG of a projection image (see the module docstring), in place."""
+    if "ImageOrientationPatient" in source:
+        return  # a cross-sectional source: highdicom wrote the plane geometry
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    measures = shared.get("PixelMeasuresSequence")
+    if measures is not None and "SliceThickness" not in measures[0]:
+        del shared.PixelMeasuresSequence
+    seg.PatientOrientation = source.get("PatientOrientation") or None
 
 
 def _vertebra_code(label: str | None) -> Any:

@@ -64,6 +64,9 @@ def result_dict(result: "Result", *, timings: bool = True) -> dict[str, Any]:
         "excluded": [vertebra_dict(v) for v in result.excluded],
         "flags": list(result.flags),
     }
+    repairs = getattr(result, "dicom_repairs", None)
+    if repairs:  # optional: only a DICOM header that the DICOM outputs could not use as it was
+        out["dicom_header_repairs"] = [r.to_dict() for r in repairs]
     measured = getattr(result, "measurements", None)
     if measured is not None:
         for entry, m in zip(out["vertebrae"], measured.vertebrae):

@@ -112,9 +112,10 @@ def to_dicom_sr(
     from pydicom.sr.coding import Code
 
     from .. import __version__
-    from .dicom_seg import _vertebra_code, _with_type2_attributes
+    from .dicom_seg import _vertebra_code
+    from .dicom_source import source_header
 
-    source = _with_type2_attributes(result.dicom)
+    source = source_header(result.dicom, result.dicom_repairs)
     spacing = result.input.pixel_spacing_mm
     length_unit = codes.UCUM.Millimeter if spacing is not None else Code("{pixel}", "UCUM", "pixel")
     suffix = "_mm" if spacing is not None else "_px"
@@ -215,7 +216,7 @@ def to_dicom_sr(
         imaging_measurements=groups,
     )
     evidence = [source] if segmentation is None else [source, segmentation]
-    return hd.sr.ComprehensiveSR(
+    sr = hd.sr.ComprehensiveSR(
         evidence=evidence,
         content=report,
         series_instance_uid=hd.UID(),
@@ -226,6 +227,19 @@ def to_dicom_sr(
         series_description="vertxnet measurements",
         software_versions=software_version or __version__,
     )
+    _frame_references_only(sr.ContentSequence)
+    return sr
+
+
+def _frame_references_only(items: Any) -> None:
+    """Referenced Segmentation Frame items name the SEG frame alone, in place: PS3.3's Image SOP
+    Instance Reference Macro allows a Referenced Frame Number or a Referenced Segment Number,
+    never both, and highdicom writes both (each frame of a vertxnet SEG belongs to one segment)."""
+    for item in items:
+        for reference in item.get("ReferencedSOPSequence", []):
+            if "ReferencedFrameNumber" in reference and "ReferencedSegmentNumber" in reference:
+                del reference.ReferencedSegmentNumber
+        _frame_references_only(item.get("ContentSequence", []))
 
 
 def _segment_numbers(segmentation: Any) -> dict[str, tuple[int, int]]:
