@@ -145,12 +145,92 @@ def test_dicom_seg_for_dicom_inputs_and_a_clear_refusal_otherwise(bundle, film, 
     png = _png(tmp_path / "film_png.png", film)
     out = tmp_path / "out"
     code, err = _run([dcm, png, "-o", out, "--model", bundle, "--format", "json,dicom-seg"], capsys)
-    assert code == 1
-    assert f"error: {png}: dicom-seg needs a DICOM input" in err
-    # The PNG's other outputs are not written either: an input is written whole or not at all.
-    assert sorted(p.name for p in out.iterdir()) == ["film.json", "film.seg.dcm"]
+    assert code == 1  # an output was refused
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {png}: film_png.seg.dcm not written: dicom-seg needs a DICOM input (this image is not DICOM)"]
+    # Each output on its own: the PNG's JSON is written all the same.
+    assert sorted(p.name for p in out.iterdir()) == ["film.json", "film.seg.dcm", "film_png.json"]
+    assert "2 images: 1 written, 1 written in part (see above)" in err
     seg = pydicom.dcmread(out / "film.seg.dcm")
     assert seg.Modality == "SEG" and len(seg.SegmentSequence) == 5
+    # nothing asked for can be made: the input fails, nothing is written for it
+    code, err = _run([png, "-o", tmp_path / "out2", "--model", bundle, "--format", "dicom-seg"], capsys)
+    assert code == 1 and "1 image: 0 written, 1 failed (see above)" in err
+    assert list((tmp_path / "out2").iterdir()) == []
+
+
+def _stripped_j2k(path: Path, film: np.ndarray) -> Path:
+    """A film de-identified as VinDr-SpineXR's are: no SOP Class (file meta too), no Modality, no
+    Frame of Reference, hex strings for UIDs, a JPEG 2000 frame."""
+    import warnings
+
+    import pydicom
+    from dicom_factory import make_dataset
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = make_dataset(np.round(film.astype(np.float64) / 65535 * 4095).astype(np.uint16), bits_stored=12)
+    ds.compress(JPEG2000Lossless)
+    del ds.SOPClassUID, ds.Modality, ds.file_meta.MediaStorageSOPClassUID
+    ds.preamble = b"\0" * 128
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about each invalid UID it is given
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = "77ab01cd", "88ef23ab", "99cd45ef"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        pydicom.dcmwrite(path, ds, enforce_file_format=False)
+    return path
+
+
+def test_a_stripped_de_identified_dicom_gives_every_output(bundle, film, tmp_path, capsys):
+    import highdicom as hd
+
+    src = _stripped_j2k(tmp_path / "vindr.dicom", film)
+    out = tmp_path / "out"
+    code, err = _run([src, "-o", out, "--model", bundle, "--format", "json,overlay,dicom-seg,sr,coco"], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err and "error" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["vindr.coco.json", "vindr.json", "vindr.overlay.png", "vindr.seg.dcm", "vindr.sr.dcm"]
+    doc = json.loads((out / "vindr.json").read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert "dicom_header_repaired" in doc["flags"]
+    repairs = {r["attribute"]: r for r in doc["dicom_header_repairs"]}
+    assert {k: repairs[k]["original"] for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")} == {
+        "StudyInstanceUID": "77ab01cd", "SeriesInstanceUID": "88ef23ab", "SOPInstanceUID": "99cd45ef"}
+    assert repairs["SOPClassUID"]["original"] is None and repairs["Modality"]["value"] == "DX"
+    seg = hd.seg.segread(out / "vindr.seg.dcm")
+    assert seg.number_of_segments == 5 and seg.StudyInstanceUID == repairs["StudyInstanceUID"]["value"]
+    source = seg.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert source.ReferencedSOPInstanceUID == repairs["SOPInstanceUID"]["value"]
+    report = hd.sr.srread(out / "vindr.sr.dcm")
+    assert len(report.content.get_planar_roi_measurement_groups()) == len(doc["vertebrae"])
+    # a conformant DX film needs no repair and says none
+    dcm = _dicom(tmp_path / "dx.dcm", film)
+    assert _run([dcm, "-o", out, "--model", bundle], capsys)[0] == 0
+    clean = json.loads((out / "dx.json").read_text())
+    assert "dicom_header_repaired" not in clean["flags"] and "dicom_header_repairs" not in clean
+
+
+def test_a_failing_output_costs_none_of_the_others(bundle, film, tmp_path, capsys, monkeypatch):
+    """A DICOM SEG whose encoder fails is refused with a one-line reason; the JSON, overlay, COCO
+    and an SR (then referring to the outlines) of that film are written."""
+    import highdicom as hd
+
+    from vertxnet.result import Result
+
+    def broken(self, **kwargs):
+        raise RuntimeError("encoder\nexploded")
+
+    monkeypatch.setattr(Result, "to_dicom_seg", broken)
+    dcm = _dicom(tmp_path / "film.dcm", film)
+    out = tmp_path / "out"
+    code, err = _run([dcm, "-o", out, "--model", bundle, "--format", "json,dicom-seg,overlay,coco,sr"], capsys)
+    assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        f"error: {dcm}: film.seg.dcm not written: RuntimeError: encoder exploded"]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["film.coco.json", "film.json", "film.overlay.png", "film.sr.dcm"]
+    groups = hd.sr.srread(out / "film.sr.dcm").content.get_planar_roi_measurement_groups()
+    assert {g.reference_type.value for g in groups} == {"111030"}  # outlines, no SEG to point at
+    assert _leftovers(out) == []
 
 
 def test_globs_folders_recursion_and_repeated_stems(bundle, film, tmp_path, capsys):

@@ -21,13 +21,21 @@ radiomics; vertxnet.measure) to the JSON and draws heights and angles on the ove
 sr formats measure by themselves. ``--faces`` says on which side of the image the patient's
 front is (default auto: the DICOM Patient Orientation, else the curve of the spine).
 
-Every file is written under a temporary name in OUTDIR and renamed into place, and an input's
-files are written only when all its requested outputs could be made, so OUTDIR never holds
-partial output. Inputs whose stems repeat get ``-2``, ``-3``, … appended.
+Each requested output is made and written on its own: one that cannot be made (a DICOM SEG of
+a PNG, an SR without measurements, a failing encoder) is reported as ``error: <file>: <output>
+not written: <reason>`` and costs none of that film's other outputs. Every file is written under
+a temporary name in OUTDIR and renamed into place, so OUTDIR never holds a partial file. Inputs
+whose stems repeat get ``-2``, ``-3``, … appended.
 
-Exit status: 0 all inputs written; 1 some inputs failed (each reported on stderr as
-``error: <file>: <reason>``; the others are still written) or the model bundle failed its
-integrity check; 2 usage error (bad arguments, unknown format, a --model folder that does not
+Each requested output is made and written on its own: one that cannot be made (a DICOM SEG of
+a PNG, an SR without measurements, a failing encoder) is reported as ``error: <file>: <output>
+not written: <reason>`` and costs none of that film's other outputs. Every file is written under
+a temporary name in OUTDIR and renamed into place, so OUTDIR never holds a partial file. Inputs
+whose stems repeat get ``-2``, ``-3``, … appended.
+
+Exit status: 0 every output of every input written; 1 some inputs failed or some outputs were
+refused (each reported on stderr as ``error: <file>: <reason>``; everything else is still
+written) or the model bundle failed its integrity check; 2 usage error (bad arguments, unknown format, a --model folder that does not
 exist, a backend not available here, a precision the bundle lacks, an OUTDIR that cannot be
 created).
 """
@@ -96,18 +104,25 @@ class InferConfig:
 @dataclass
 class InferSummary:
     total: int = 0
-    written: int = 0
-    failures: list[str] = field(default_factory=list)  # one message per failed input
+    written: int = 0  # inputs with every requested output written
+    partly: int = 0  # inputs with some outputs written and some refused
+    inputs_failed: int = 0  # inputs with nothing written
+    failures: list[str] = field(default_factory=list)  # one message per failed input or refused output
 
     @property
     def failed(self) -> int:
-        return len(self.failures)
+        """Inputs not written in full (exit status 1 when any)."""
+        return self.inputs_failed + self.partly
 
     def line(self) -> str:
         noun = "image" if self.total == 1 else "images"
         text = f"{self.total} {noun}: {self.written} written"
+        if self.partly:
+            text += f", {self.partly} written in part"
+        if self.inputs_failed:
+            text += f", {self.inputs_failed} failed"
         if self.failed:
-            text += f", {self.failed} failed (see above)"
+            text += " (see above)"
         return text
 
 
@@ -163,13 +178,42 @@ def output_stems(files: Sequence[Path]) -> list[str]:
     return stems
 
 
+def render_each(result, formats: Sequence[str], *, mask_bits: int = 8, timings: bool = True) -> dict[str, bytes | Exception]:
+    """Each requested output of one result, made on its own: its bytes, or the exception that
+    refused it (InputError / ValueError, or whatever an encoder raised). An SR written beside a
+    SEG refers to that SEG (the SEG is made first, whatever the order); when the SEG is refused,
+    the SR refers to the outlines on the source image instead."""
+    made: dict[str, bytes | Exception] = {}
+    for fmt in sorted(formats, key=lambda f: f == "sr"):
+        with_seg = isinstance(made.get("dicom-seg"), bytes)
+        try:
+            made[fmt] = render(result, fmt, mask_bits=mask_bits, timings=timings, sr_with_segmentation=with_seg)
+        except Exception as exc:  # noqa: BLE001 - one format must never cost the others
+            made[fmt] = exc
+    return {fmt: made[fmt] for fmt in formats}
+
+
 def render_outputs(result, formats: Sequence[str], *, mask_bits: int = 8, timings: bool = True) -> dict[str, bytes]:
-    """Bytes of each requested output of one result; InputError/ValueError if one cannot be made.
-    An SR written beside a SEG refers to that SEG (the SEG is made first, whatever the order)."""
-    with_seg = "dicom-seg" in formats
-    order = sorted(formats, key=lambda f: f == "sr")
-    payloads = {fmt: render(result, fmt, mask_bits=mask_bits, timings=timings, sr_with_segmentation=with_seg) for fmt in order}
-    return {fmt: payloads[fmt] for fmt in formats}
+    """Bytes of every requested output of one result, all or nothing: the first refusal of
+    :func:`render_each` is raised."""
+    payloads = render_each(result, formats, mask_bits=mask_bits, timings=timings)
+    for data in payloads.values():
+        if isinstance(data, Exception):
+            raise data
+    return payloads  # type: ignore[return-value]
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """One line saying why an output was refused (an InputError's reason without its path)."""
+    from ..errors import InputError
+
+    if isinstance(exc, InputError):
+        text = exc.reason
+    elif isinstance(exc, (ValueError, OSError)):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> InferSummary:
@@ -217,6 +261,7 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
     for message in pattern_errors:
         print(f"error: {message}", file=stderr)
         summary.failures.append(message)
+        summary.inputs_failed += 1
     if not files:
         return summary
 
@@ -239,22 +284,47 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
             try:
                 if isinstance(outcome, BaseException):
                     raise outcome
-                payloads = render_outputs(outcome, config.formats, mask_bits=config.mask_bits, timings=config.timings)
-                for fmt, data in payloads.items():
-                    atomic_write(config.outdir / f"{stems[path]}{SUFFIXES[fmt]}", data)
-                summary.written += 1
+                written = _write_outputs(outcome, path, stems[path], config, bar, stderr, summary)
             except BundleError:
                 raise
             except (InputError, ValueError) as exc:
                 message = str(exc) if isinstance(exc, InputError) and exc.path else f"{path}: {exc}"
                 _report(bar, stderr, message)
                 summary.failures.append(message)
+                summary.inputs_failed += 1
             except Exception as exc:  # noqa: BLE001 - one input must never stop the others
                 message = f"{path}: {type(exc).__name__}: {' '.join(str(exc).split())}"
                 _report(bar, stderr, message)
                 summary.failures.append(message)
+                summary.inputs_failed += 1
+            else:
+                if written == len(config.formats):
+                    summary.written += 1
+                elif written:
+                    summary.partly += 1
+                else:
+                    summary.inputs_failed += 1
             bar.update(1)
     return summary
+
+
+def _write_outputs(result, path: Path, stem: str, config: InferConfig, bar, stderr: TextIO, summary: InferSummary) -> int:
+    """Make and write each requested output of one result on its own; report each refusal.
+    Returns how many were written."""
+    written = 0
+    for fmt, data in render_each(result, config.formats, mask_bits=config.mask_bits, timings=config.timings).items():
+        target = config.outdir / f"{stem}{SUFFIXES[fmt]}"
+        if not isinstance(data, Exception):
+            try:
+                atomic_write(target, data)
+                written += 1
+                continue
+            except OSError as exc:
+                data = OSError(f"cannot write it ({exc.strerror or exc})")
+        message = f"{path}: {target.name} not written: {refusal_reason(data)}"
+        _report(bar, stderr, message)
+        summary.failures.append(message)
+    return written
 
 
 def _report(bar, stderr: TextIO, message: str) -> None:
@@ -305,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     if isinstance(args, int):
         return args
+    _one_line_warnings()
     config = InferConfig(
         inputs=tuple(args.inputs),
         outdir=args.outdir,
@@ -335,6 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _one_line_warnings() -> None:
+    """Library warnings (pydicom on a malformed header, say) as ``warning: <message>`` lines."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {' '.join(str(message).split())}\n"
 
 
 if __name__ == "__main__":
