@@ -7,6 +7,7 @@ the letterbox transform below is an exact affine map that agrees with ``cv2.resi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -234,7 +235,13 @@ def letterboxed(image: "np.ndarray | Reduced", config: PreprocessConfig) -> tupl
         box = _geometry(gray.shape[1], gray.shape[0], config.input_size)
         factor, phase = 1, 0.5
     lo, hi = _window_limits(gray)
-    canvas = _resampled(gray, box, factor, phase)
+    # Clip before resizing (as the window did before the resize at full scale): area averages of
+    # clipped values, then the linear map to [0, 1], which commutes with averaging.
+    if gray.dtype.kind in "ui":
+        clipped = np.clip(gray, math.floor(lo), math.ceil(hi))
+    else:
+        clipped = np.clip(gray, lo, hi).astype(np.float32, copy=False)
+    canvas = _resampled(clipped, box, factor, phase)
     x0, y0, x1, y1 = box.content_box
     content = canvas[y0:y1, x0:x1]
     np.clip((content - lo) / (hi - lo), 0.0, 1.0, out=content)
