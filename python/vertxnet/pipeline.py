@@ -285,7 +285,7 @@ class Pipeline:
         unusable array, and InputError when no vertebra is found and ``require_vertebrae``.
         """
         t0 = time.perf_counter()
-        loaded = self._load(image, pixel_spacing_mm)
+        loaded = self._load(image, pixel_spacing_mm, self.bundle.preprocess.input_size)
         return self._predict_loaded(loaded, _ms_since(t0))
 
     def predict_many(self, images: Iterable[ImageSource]) -> Iterator[tuple[ImageSource, Result | VertxError | ValueError]]:
@@ -328,18 +328,20 @@ class Pipeline:
     # ---- stages ----------------------------------------------------------------------------
 
     @staticmethod
-    def _load(image: ImageSource, pixel_spacing_mm: tuple[float, float] | None = None) -> LoadedImage:
+    def _load(image: ImageSource, pixel_spacing_mm: tuple[float, float] | None = None, model_size: int | None = None) -> LoadedImage:
+        """``model_size``: decode large JPEG 2000 DICOMs and JPEGs at the model's scale (the
+        full-resolution pixels follow in the background, see :meth:`_network_outlines`)."""
         if isinstance(image, LoadedImage):
             return image
         if isinstance(image, np.ndarray):
             return from_array(image, pixel_spacing_mm=pixel_spacing_mm)
         if isinstance(image, (str, os.PathLike)):
-            return load_image(image)
+            return load_image(image, model_size=model_size)
         raise TypeError(f"expected a path, a numpy array or a LoadedImage, got {type(image).__name__}")
 
     def _timed_load(self, image: ImageSource) -> tuple[LoadedImage, float]:
         t0 = time.perf_counter()
-        loaded = self._load(image)
+        loaded = self._load(image, model_size=self.bundle.preprocess.input_size)
         return loaded, _ms_since(t0)
 
     def outlines(self, image: ImageSource, *, concurrent: bool = True) -> NetworkOutlines:
@@ -348,15 +350,18 @@ class Pipeline:
         For ablations and benchmarks that re-run the ensemble or evaluate each network alone
         without running the networks again. ``concurrent=False`` runs them one after the other.
         """
-        return self._network_outlines(self._load(image), concurrent=concurrent)
+        return self._network_outlines(self._load(image, model_size=self.bundle.preprocess.input_size), concurrent=concurrent)
 
     def _network_outlines(self, loaded: LoadedImage, *, concurrent: bool = True) -> NetworkOutlines:
         t = time.perf_counter()
         try:
-            tensor, box = prepare(loaded.pixels, self.bundle.preprocess)
+            tensor, box = prepare(loaded.model_input(), self.bundle.preprocess)
         except ValueError as exc:
             raise InputError(loaded.path, str(exc)) from None
         preprocess_ms = _ms_since(t)
+        # A film decoded at the model's scale: its full-resolution pixels (the result's hash and
+        # the full-size outputs need them) decode in the background while the networks run.
+        loaded.prefetch()
         if concurrent:
             unet_job = self._executor.submit(self._segment_unet, tensor, box)
             mrcnn_job = self._executor.submit(self._detect_instances, tensor, box)
