@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vertxnet.files import atomic_write
 from vertxnet.batch import BatchConfig, run_batch
 from vertxnet.batch.job import _publish
 from vertxnet.batch.journal import Journal, file_key
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
         result = run_benchmark(cfg, Path(tmp))
     text = json.dumps(result, indent=2)
     if args.json:
-        args.json.write_text(text + "\n")
+        atomic_write(args.json, text + "\n")
     print(json.dumps(result["summary"], indent=2))
     return 0
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vertxnet.files import atomic_write
 from vertxnet.data.drr import DRRConfig, generate_dataset, prepare_case, read_manifest
 from vertxnet.data.drr.generator import (_STREAM_FIELD, _STREAM_IMPLANT, _STREAM_POSE, _canvas_for, _padding_planes,
                                          _plan_field, _plan_pose, _rng, project_pose, render_image)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        atomic_write(args.json, text + "\n")
     return 0
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vertxnet.files import atomic_write
 from vertxnet.data.phantom import PhantomConfig, generate, generate_dataset
 
 
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if a.json:
-        a.json.write_text(text + "\n")
+        atomic_write(a.json, text + "\n")
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from vertxnet.files import atomic_write
 from vertxnet.data.drr import load_ct, vertebrae_of
 
 REFERENCES = {
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        atomic_write(args.json, text + "\n")
     return 0
 
 

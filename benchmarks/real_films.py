@@ -60,7 +60,7 @@ if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
 
 from vertxnet.cli._args import parse_args, positive_int  # noqa: E402
 from vertxnet.data.datasets import read_coco  # noqa: E402
-from vertxnet.files import write_json_atomic  # noqa: E402
+from vertxnet.files import atomic_write, write_json_atomic  # noqa: E402
 from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
 from vertxnet.records import Record  # noqa: E402
 from vertxnet.errors import VertxError  # noqa: E402
@@ -606,10 +606,7 @@ def write_contact_sheet(report: Report, truths: Sequence[Record], path: Path, *,
     ok, data = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError(f"{path}: PNG encoding failed")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
-    return path
+    return atomic_write(path, data.tobytes())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,7 +79,7 @@ def make_calibrator(trt: Any, cudart: Any, inputs: Sequence[np.ndarray], cache_p
             return cache_path.read_bytes() if cache_path.is_file() else None
 
         def write_calibration_cache(self, cache) -> None:
-            cache_path.write_bytes(bytes(cache))
+            atomic_write(cache_path, bytes(cache))
 
         def free(self) -> None:
             if self._device:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import subprocess
 import sys
 import tempfile
@@ -84,13 +83,9 @@ class Report:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from vertxnet.files import atomic_write  # the one atomic writer (temporary name, fsync, rename)
+
+    atomic_write(path, data)
 
 
 def _mirror(mirrors: Path, repo: str) -> Path:

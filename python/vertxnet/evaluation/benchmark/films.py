@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ...files import atomic_write
+
 
 def phantom_films(size: int, count: int, seed: int) -> list[np.ndarray]:
     """``count`` normal-difficulty phantoms (cervical and lumbar alternating) of longer side ``size``."""
@@ -25,8 +27,10 @@ def _write_pngs(films: Sequence[np.ndarray], folder: Path) -> list[Path]:
     paths = []
     for i, film in enumerate(films):
         path = folder / f"film_{i:03d}.png"
-        if not cv2.imwrite(str(path), film):
-            raise OSError(f"{path}: OpenCV could not write the PNG")
+        ok, data = cv2.imencode(".png", film)
+        if not ok:
+            raise OSError(f"{path}: OpenCV could not encode the PNG")
+        atomic_write(path, data.tobytes())
         paths.append(path)
     return paths
 
