@@ -84,9 +84,14 @@ def _ensure_transfer_syntax(ds) -> None:
     }.get(tuple(ds.original_encoding), ImplicitVRLittleEndian)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """The message on one line: pydicom's "exceptions were raised by all available plugins:"
+    lists one plugin per line, and those lines are the reason."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if not lines[0].endswith(":") else f"{lines[0]} {'; '.join(lines[1:])}".strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _dicom_int(ds, keyword: str, default: int | None = None) -> int | None:

@@ -1,4 +1,5 @@
-"""Reading an image file and what its first bytes say: format (by magic bytes, never by the
+"""Reading an image file and what its first bytes say: format (by content - DICOM's ``DICM``
+at offset 128 first, then magic bytes, else a try as preamble-less DICOM; never by the
 extension) and image size (from the PNG, JPEG or TIFF header), before anything is decoded."""
 
 from __future__ import annotations
@@ -63,15 +64,19 @@ def _read_bytes(path: str, max_pixels: int) -> bytes:
 
 
 def _sniff(data: bytes) -> str | None:
-    """Format from magic bytes: png | jpeg | tiff | dicom, or None (maybe preamble-less DICOM)."""
+    """Format from the content: dicom | png | jpeg | tiff, or None (maybe preamble-less DICOM).
+
+    DICOM first: ``DICM`` at offset 128 wins over any magic bytes in the 128-byte preamble, which
+    PS3.10 leaves to the application - a dual-format file keeps a TIFF header there, and it is
+    read as the DICOM it also is."""
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return "dicom"
     if data.startswith(_PNG_MAGIC):
         return "png"
     if data.startswith(_JPEG_MAGIC):
         return "jpeg"
     if data[:4] in _TIFF_MAGICS:
         return "tiff"
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return "dicom"
     return None
 
 
