@@ -34,6 +34,27 @@ from vertxnet.preprocess import PreprocessConfig  # noqa: E402
 VIEW_RESOLUTION = 128
 
 
+def adaptive_pool_matrix(size: int, out: int) -> torch.Tensor:
+    """(out, size) matrix whose product with a column is adaptive average pooling's: row i
+    averages [floor(i * size / out), ceil((i + 1) * size / out))."""
+    m = torch.zeros(out, size)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_pool(image: torch.Tensor, out: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(image, out)`` as two matrix products: the same values, and an
+    ONNX export for any input size (ONNX's pooling needs the output to divide the input)."""
+    h, w = image.shape[-2:]
+    if h % out == 0 and w % out == 0:
+        return F.adaptive_avg_pool2d(image, out)
+    rows = adaptive_pool_matrix(int(h), out).to(image)
+    cols = adaptive_pool_matrix(int(w), out).to(image)
+    return rows @ image @ cols.T
+
+
 class ViewNet(nn.Module):
     """(N, 1, S, S) preprocessed image → (N, len(VIEWS)) logits."""
 
@@ -47,7 +68,7 @@ class ViewNet(nn.Module):
         self.head = nn.Linear(chans[-1], len(VIEWS))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(image, VIEW_RESOLUTION)
+        x = adaptive_pool(image, VIEW_RESOLUTION)
         x = self.features(x)
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 

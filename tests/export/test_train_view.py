@@ -59,3 +59,20 @@ def test_view_model_training_lowers_the_loss_and_resumes(phantoms, tmp_path):
     config.epochs, config.resume = 7, True
     train_view(config)
     assert len(json.loads((run / "history.json").read_text())["epochs"]) == 7
+
+
+@pytest.mark.parametrize("size", [256, 320, 384])
+def test_the_view_model_pools_exactly_and_exports_at_any_bundle_input_size(size, tmp_path):
+    import onnxruntime as ort
+    import torch
+    import torch.nn.functional as F
+    from train_view import VIEW_RESOLUTION, ViewNet, adaptive_pool
+
+    x = torch.rand(2, 1, size, size)
+    torch.testing.assert_close(adaptive_pool(x, VIEW_RESOLUTION), F.adaptive_avg_pool2d(x, VIEW_RESOLUTION))
+    model = ViewNet(8).eval()
+    path = tmp_path / "view.onnx"
+    torch.onnx.export(model, (x[:1],), str(path), input_names=["image"], output_names=["view_logits"], dynamo=False)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x[:1].numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x[:1]).numpy(), rtol=1e-4, atol=1e-5)
