@@ -57,17 +57,20 @@ double intersection_area_px2(const Paths& subject, const Paths& clip);
 
 struct UnionResult {
     double area = 0.0;  ///< px^2 of the whole union (holes subtracted)
-    Path outer;         ///< outer ring of the largest part (empty if none)
+    Paths outers;       ///< its outer rings (positive orientation; they may touch, never cross)
 };
 
-/// Union of two sets of clean paths (non-zero rule): its area and the outer ring of its largest
-/// part. With simple_outer, parts touching at a point are separated first so that the ring is
-/// simple (otherwise the ring may pass through such a point twice).
-UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer);
+/// Union of two sets of clean paths (non-zero rule): its area and outer rings. The union rule of
+/// the core is outline_of(outers): the outer boundary is the outer boundary of the largest connected part of the union with
+/// every hole filled, where parts touching at a point count as connected: parts that touch at
+/// two or more points close the holes between them (filled), and a ring through a point where
+/// parts touch passes through it once per part (weakly simple: no edges cross or overlap, the
+/// ring may touch itself at vertices). Its shoelace area is at least that of each connected input.
+UnionResult union_of(const Paths& a, const Paths& b);
 
-/// Simple outer ring of the largest part of the union of two sets of clean paths; empty when
-/// there is none.
-Path union_outer_ring(const Paths& a, const Paths& b);
+/// Outline of clean outer rings (positive orientation) that may touch each other or themselves
+/// but never cross: the outer boundary of the largest group of touching rings, holes filled.
+Path outline_of(const Paths& outers);
 
 Polygon to_polygon(const Path& path);
 

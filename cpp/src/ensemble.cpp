@@ -151,14 +151,11 @@ EnsembleResult ensemble(const std::vector<Polygon>& unet, const std::vector<Poly
             if (bound * kPruneSlack <= eta * am) continue;
             // One Clipper union gives both the intersection area (au + am - area of the union)
             // and, if they agree, the ring to keep.
-            detail::UnionResult joined = detail::union_of(u.region.paths, m.region.paths, false);
+            const detail::UnionResult joined = detail::union_of(u.region.paths, m.region.paths);
             const double inter = std::max(0.0, au + am - joined.area);
             if (inter / std::max(au, am) > eta) {
-                if (!detail::is_simple_ring(joined.outer)) {
-                    joined = detail::union_of(u.region.paths, m.region.paths, true);
-                }
                 Member member;
-                member.region = detail::region_of_clean_path(std::move(joined.outer));
+                member.region = detail::region_of_clean_path(detail::outline_of(joined.outers));
                 member.mask.polygon = detail::to_polygon(member.region.paths.at(0));
                 member.mask.cls = mrcnn_classes[m.index];
                 member.mask.score = mrcnn_scores[m.index];

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <numeric>
 #include <sstream>
 
 #include "clip.hpp"
@@ -297,25 +299,160 @@ Region make_region(const Polygon& polygon) {
     return region;
 }
 
-UnionResult union_of(const Paths& a, const Paths& b, bool simple_outer) {
-    UnionResult result;
-    for (const bool strict : {false, true}) {
-        Paths solution = clip_paths(ClipperLib::ctUnion, a, b, strict);
-        result = UnionResult{};
-        double best_area = 0.0;
-        for (Path& path : solution) {
-            const double area = signed_area_px2(path);
-            result.area += area;
-            if (area > best_area) {
-                best_area = area;
-                result.outer = std::move(path);
+namespace {
+
+// A directed edge of the rings being outlined.
+struct DirectedEdge {
+    IntPoint from, to;
+    uint32_t ring;
+};
+
+bool point_less(const IntPoint& a, const IntPoint& b) { return a.X < b.X || (a.X == b.X && a.Y < b.Y); }
+
+// Splits every edge at the vertices (of any ring) lying strictly inside it, so that rings which
+// touch meet at shared vertices. Vertices are scanned in x order within each edge's x range.
+std::vector<DirectedEdge> noded_edges(const Paths& rings) {
+    std::vector<IntPoint> vertices;
+    for (const Path& ring : rings) vertices.insert(vertices.end(), ring.begin(), ring.end());
+    std::sort(vertices.begin(), vertices.end(), point_less);
+    vertices.erase(std::unique(vertices.begin(), vertices.end()), vertices.end());
+    std::vector<DirectedEdge> edges;
+    std::vector<IntPoint> inside;
+    for (uint32_t r = 0; r < rings.size(); ++r) {
+        const Path& ring = rings[r];
+        for (size_t i = 0; i < ring.size(); ++i) {
+            const IntPoint& q = ring[i];
+            const IntPoint& t = ring[i + 1 == ring.size() ? 0 : i + 1];
+            inside.clear();
+            const cInt x0 = std::min(q.X, t.X), x1 = std::max(q.X, t.X);
+            const cInt y0 = std::min(q.Y, t.Y), y1 = std::max(q.Y, t.Y);
+            auto it = std::lower_bound(vertices.begin(), vertices.end(), IntPoint(x0, y0), point_less);
+            for (; it != vertices.end() && it->X <= x1; ++it) {
+                const IntPoint& p = *it;
+                if (p.Y < y0 || p.Y > y1 || p == q || p == t) continue;
+                if (orientation(q, t, p) == 0) inside.push_back(p);
+            }
+            // Order the split points from q to t.
+            std::sort(inside.begin(), inside.end(), [&](const IntPoint& a, const IntPoint& b) {
+                return std::llabs(a.X - q.X) + std::llabs(a.Y - q.Y) < std::llabs(b.X - q.X) + std::llabs(b.Y - q.Y);
+            });
+            IntPoint from = q;
+            for (const IntPoint& p : inside) {
+                edges.push_back(DirectedEdge{from, p, r});
+                from = p;
+            }
+            edges.push_back(DirectedEdge{from, t, r});
+        }
+    }
+    return edges;
+}
+
+// Whether, turning counter-clockwise from direction d, vector a comes before vector b. Angles
+// are taken in (0, 2*pi]: the direction d itself (going back the way one came) comes last.
+bool turns_before(const IntPoint& d, const IntPoint& a, const IntPoint& b) {
+    auto half = [&](const IntPoint& v) {
+        const cInt cross = d.X * v.Y - d.Y * v.X;
+        const cInt dot = d.X * v.X + d.Y * v.Y;
+        return (cross > 0 || (cross == 0 && dot < 0)) ? 0 : 1;
+    };
+    const int ha = half(a), hb = half(b);
+    if (ha != hb) return ha < hb;
+    return a.X * b.Y - a.Y * b.X > 0;
+}
+
+size_t find_root(std::vector<size_t>& parent, size_t i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+}
+
+}  // namespace
+
+Path outline_of(const Paths& outers) {
+    if (outers.empty()) return Path{};
+    if (outers.size() == 1 && is_simple_ring(outers[0])) return outers[0];
+    std::vector<DirectedEdge> edges = noded_edges(outers);
+    // Outgoing edges grouped by their start vertex.
+    std::sort(edges.begin(), edges.end(), [](const DirectedEdge& a, const DirectedEdge& b) {
+        return point_less(a.from, b.from);
+    });
+    auto outgoing = [&](const IntPoint& v) {
+        return std::equal_range(edges.begin(), edges.end(), DirectedEdge{v, v, 0},
+                                [](const DirectedEdge& a, const DirectedEdge& b) { return point_less(a.from, b.from); });
+    };
+    // Rings that share a vertex belong to one group.
+    std::vector<size_t> parent(outers.size());
+    std::iota(parent.begin(), parent.end(), size_t{0});
+    for (size_t i = 1; i < edges.size(); ++i) {
+        if (edges[i].from == edges[i - 1].from) {
+            parent[find_root(parent, edges[i].ring)] = find_root(parent, edges[i - 1].ring);
+        }
+    }
+    // Trace the outer boundary of each group from its lowest (then leftmost) vertex, keeping the
+    // outside on the right: at every vertex leave by the first edge counter-clockwise from the
+    // way back. Each traced ring is the group's outline with its holes filled; keep the largest.
+    Path best;
+    double best_area = 0.0;
+    std::vector<bool> traced(outers.size(), false);
+    for (size_t g = 0; g < outers.size(); ++g) {
+        const size_t root = find_root(parent, g);
+        if (traced[root]) continue;
+        traced[root] = true;
+        const DirectedEdge* start = nullptr;
+        for (const DirectedEdge& e : edges) {
+            if (find_root(parent, e.ring) != root) continue;
+            if (start == nullptr || e.from.Y < start->from.Y || (e.from.Y == start->from.Y && e.from.X < start->from.X)) {
+                start = &e;
             }
         }
-        // A single ring may still touch itself where parts of the union meet at a point; strict
-        // mode splits it at the shared vertex (rare, and it costs more). Clipper 6 cannot split a
-        // ring whose touching point is not a vertex on both sides (it lies inside a merged
-        // collinear edge): then the ring passes through that point twice.
-        if (!simple_outer || result.outer.empty() || is_simple_ring(result.outer)) break;
+        Path ring;
+        IntPoint back(0, -1);  // nothing lies below the start vertex
+        IntPoint at = start->from;
+        const DirectedEdge* first = nullptr;
+        bool closed = false;
+        for (size_t step = 0; step <= edges.size(); ++step) {
+            const auto range = outgoing(at);
+            const DirectedEdge* next = nullptr;
+            for (auto it = range.first; it != range.second; ++it) {
+                const IntPoint v(it->to.X - at.X, it->to.Y - at.Y);
+                if (next == nullptr || turns_before(back, v, IntPoint(next->to.X - at.X, next->to.Y - at.Y))) next = &*it;
+            }
+            if (next == nullptr) break;
+            if (first == nullptr) {
+                first = next;
+            } else if (next == first) {
+                closed = true;
+                break;
+            }
+            ring.push_back(at);
+            back = IntPoint(at.X - next->to.X, at.Y - next->to.Y);
+            at = next->to;
+        }
+        const double area = closed ? signed_area_px2(ring) : 0.0;
+        if (area > best_area) {
+            best_area = area;
+            best = std::move(ring);
+        }
+    }
+    if (best.empty()) {
+        // Not reachable for rings that never cross; keep the largest ring rather than nothing.
+        for (const Path& ring : outers) {
+            const double area = signed_area_px2(ring);
+            if (area > best_area) {
+                best_area = area;
+                best = ring;
+            }
+        }
+    }
+    return best;
+}
+
+UnionResult union_of(const Paths& a, const Paths& b) {
+    UnionResult result;
+    const Paths solution = clip_paths(ClipperLib::ctUnion, a, b);
+    for (const Path& path : solution) {
+        const double area = signed_area_px2(path);
+        result.area += area;
+        if (area > 0.0) result.outers.push_back(path);
     }
     return result;
 }
@@ -333,8 +470,6 @@ double intersection_area_px2(const Paths& subject, const Paths& clip) {
     if (subject.empty() || clip.empty()) return 0.0;
     return std::max(0.0, total_area_px2(clip_paths(ClipperLib::ctIntersection, subject, clip)));
 }
-
-Path union_outer_ring(const Paths& a, const Paths& b) { return union_of(a, b, true).outer; }
 
 Polygon to_polygon(const Path& path) {
     Polygon polygon;
@@ -386,7 +521,7 @@ Polygon polygon_union(const Polygon& a, const Polygon& b) {
     validate_polygon(b, "b");
     const detail::Region ra = detail::make_region(a);
     const detail::Region rb = detail::make_region(b);
-    return detail::to_polygon(detail::union_outer_ring(ra.paths, rb.paths));
+    return detail::to_polygon(detail::outline_of(detail::union_of(ra.paths, rb.paths).outers));
 }
 
 Point polygon_centroid(const Polygon& polygon) {

@@ -40,6 +40,7 @@ struct Case {
     std::vector<double> mrcnn_scores, mask_scores;
     std::optional<std::vector<ExpectedMask>> expect_masks;
     int expect_warnings = 0;
+    std::map<size_t, std::pair<double, double>> expect_areas;  // position -> (px^2, tolerance)
     std::optional<std::vector<std::string>> labels, flags, excluded;
     std::optional<std::string> view, reference;
 };
@@ -91,6 +92,11 @@ Case read_case(const fs::path& path) {
             if (n == 0 && !c.expect_masks) c.expect_masks.emplace();
         } else if (key == "expect_warnings") {
             in >> c.expect_warnings;
+        } else if (key == "expect_area") {
+            size_t position;
+            double area, tolerance;
+            in >> position >> area >> tolerance;
+            c.expect_areas[position] = {area, tolerance};
         } else if (key == "expect_labels") {
             c.labels = rest_of(in);
         } else if (key == "expect_view") {
@@ -168,6 +174,10 @@ TEST(ReferenceCases, Ensemble) {
         }
         if (c.expect_masks) {
             EXPECT_EQ(got, *c.expect_masks);
+        }
+        for (const auto& [position, expected] : c.expect_areas) {
+            ASSERT_LT(position, r.masks.size());
+            EXPECT_NEAR(r.masks[position].area, expected.first, expected.second) << "mask " << position;
         }
         check_labelling(c, zip_labels(inputs, param(c, "gap_factor", 1.6)));
     }

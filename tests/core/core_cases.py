@@ -11,6 +11,8 @@ plain decimals; polygons are flat lists "x0 y0 x1 y1 ..."):
                                          one per ensemble mask, top to bottom
     expect_count <n>                     number of ensemble masks (implied by expect_mask lines)
     expect_warnings <n>                  number of degenerate polygons dropped (default 0)
+    expect_area <position> <px2> <tol>   area of the ensemble mask at that position (top to
+                                         bottom, from 0) within tol px^2
     expect_labels <name|-> ...           zip_labels result per mask ('-' = None); in an ensemble
                                          case it applies to zip_labels(ensemble output)
     expect_view <cervical|lumbar|whole|none>
@@ -45,6 +47,7 @@ class Case:
     masks: list[tuple[np.ndarray, str, float]] = field(default_factory=list)
     expect_masks: list[tuple[str, str, int | None, int | None]] | None = None
     expect_warnings: int = 0
+    expect_areas: dict[int, tuple[float, float]] = field(default_factory=dict)
     expect_labels: list[str | None] | None = None
     expect_view: str | None = None
     expect_reference: str | None = None
@@ -89,6 +92,8 @@ def read_case(path: Path) -> Case:
                 case.expect_masks = case.expect_masks or []
         elif key == "expect_warnings":
             case.expect_warnings = int(rest[0])
+        elif key == "expect_area":
+            case.expect_areas[int(rest[0])] = (float(rest[1]), float(rest[2]))
         elif key == "expect_labels":
             case.expect_labels = [None if v == "-" else v for v in rest]
         elif key == "expect_view":

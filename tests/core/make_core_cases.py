@@ -187,6 +187,22 @@ one RuntimeWarning); a bow-tie outline (two 36 px^2 lobes under the non-zero rul
 but small candidate and is rejected by the area window.""", lines)
 
 
+def bow_tie_case() -> None:
+    """The union rule on two near-identical bow-ties (issue 12's reproducer)."""
+    a = np.array([[10.0, 10.0], [36.5, 50.0], [36.5, 10.0], [10.0, 50.0]])  # 530 px^2
+    b = np.array([[10.6, 10.3], [35.9, 50.3], [35.9, 10.3], [10.6, 50.3]])  # 506 px^2
+    c = np.array([[10.6, 10.0], [35.9, 50.0], [35.9, 10.0], [10.6, 50.0]]) + [0.0, 100.0]
+    lines = [f"unet {format_polygon(a)}", f"unet {format_polygon(a + [0.0, 100.0])}",
+             f"mrcnn vertebra 0.9 {format_polygon(b)}", f"mrcnn vertebra 0.9 {format_polygon(c)}",
+             "expect_mask agreement vertebra 0 0", "expect_mask agreement vertebra 1 1",
+             "expect_area 0 554.155 0.01", "expect_area 1 552.899 0.01"]
+    write("ensemble", "bow_tie_union", """
+Two near-identical bow-ties of 530 and 506 px^2 agree. The lobes of their union touch at two
+points around a small hole (top pair) or at one point (bottom pair, the second copy only
+narrower); the agreement mask is one outline around both lobes with the hole filled (554.155
+and 552.899 px^2), never the larger lobe alone (about 300 px^2, smaller than either input).""", lines)
+
+
 def labelling_cases() -> None:
     def stack(classes: list[str], *, steps: list[float] | None = None, order: list[int] | None = None,
               scores: list[float] | None = None) -> list[str]:
@@ -286,4 +302,5 @@ Two C2-class masks: the better-scoring one (0.95, the second) is the reference; 
 
 if __name__ == "__main__":
     ensemble_cases()
+    bow_tie_case()
     labelling_cases()

@@ -58,6 +58,8 @@ def test_ensemble_case(path: Path, impl):
     assert ys == sorted(ys), "masks must be ordered top to bottom"
     for m in masks:
         assert m.area > 0 and m.polygon.shape[1] == 2
+    for position, (area, tolerance) in case.expect_areas.items():
+        assert masks[position].area == pytest.approx(area, abs=tolerance), position
     labelling = impl.zip_labels(masks, **{k: v for k, v in case.params.items() if k == "gap_factor"})
     check_labelling(case, labelling)
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, Polygon
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.polygon import orient
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -104,21 +105,67 @@ def region(p, name: str = "p") -> BaseGeometry:
     return unary_union(kept) if kept else Polygon()
 
 
-def _outer_ring(geometry: BaseGeometry) -> np.ndarray:
-    """Outer ring of the largest part with every hole filled: positive shoelace area, not closed;
-    (0, 2) when there is no area.
+def _with_vertex(coords: list, point: Point) -> list:
+    """A ring's vertex list with a point of its boundary made a vertex (inserted in its edge)."""
+    target = (point.x, point.y)
+    if target in coords:
+        return coords
+    for k in range(len(coords)):
+        if LineString([coords[k], coords[(k + 1) % len(coords)]]).distance(point) == 0:
+            return coords[:k + 1] + [target] + coords[k + 1:]
+    raise AssertionError("the point is not on the ring")
 
-    Filling holes first matters when two parts touch at two or more points: shapely then splits
-    the region into separate polygons, yet together they enclose a hole and form one outline.
+
+def _outline(parts: list[Polygon]) -> np.ndarray:
+    """One ring around parts that touch each other at single points (a tree of parts): the
+    largest part's exterior (counter-clockwise), with the exterior of each part touching it
+    spliced in at the touching point, recursively. The ring passes through each touching point
+    once per part there."""
+
+    def ring_of(k: int, parent: int | None, start: Point | None) -> list:
+        coords = [tuple(c) for c in np.asarray(orient(parts[k], sign=1.0).exterior.coords)[:-1]]
+        if start is not None:
+            coords = _with_vertex(coords, start)
+            first = coords.index((start.x, start.y))
+            coords = coords[first:] + coords[:first]
+        for j in range(len(parts)):
+            if j in (k, parent) or not parts[k].touches(parts[j]):
+                continue
+            touch = parts[k].boundary.intersection(parts[j].boundary)
+            touch = touch if isinstance(touch, Point) else shapely.get_parts(touch)[0]
+            coords = _with_vertex(coords, touch)
+            at = coords.index((touch.x, touch.y))
+            coords = coords[:at] + ring_of(j, k, touch) + coords[at:]
+        return coords
+
+    root = max(range(len(parts)), key=lambda k: parts[k].area)
+    return np.asarray(ring_of(root, None, None), dtype=np.float64)
+
+
+def _outer_ring(geometry: BaseGeometry) -> np.ndarray:
+    """The union rule: the outer boundary of the largest connected part of the region with every
+    hole filled, where parts that touch at a point count as connected. Positive shoelace area,
+    not closed; (0, 2) when there is no area.
+
+    Filling first (every bounded face of the boundary) closes the holes between parts touching at
+    two or more points; parts still touching at single points then form a tree, and the ring
+    around them passes through each touching point once per part (it touches itself there but
+    never crosses), so it is never smaller than any connected input.
     """
     if geometry.is_empty or geometry.area <= 0:
         return np.zeros((0, 2))
     faces = shapely.polygonize(shapely.get_parts(shapely.node(geometry.boundary)))
     filled = unary_union([geometry, faces])
-    parts = [g for g in shapely.get_parts(filled) if isinstance(g, Polygon) and g.area > 0]
-    largest = max(parts, key=lambda g: g.area)
-    exterior = shapely.geometry.polygon.orient(Polygon(largest.exterior), sign=1.0).exterior
-    return np.asarray(exterior.coords)[:-1]
+    parts = [Polygon(g.exterior) for g in shapely.get_parts(filled) if isinstance(g, Polygon) and g.area > 0]
+    # Groups of parts connected through touching points; the group of largest area wins (ties:
+    # the group of the largest part).
+    groups: list[list[Polygon]] = []
+    for part in sorted(parts, key=lambda g: -g.area):
+        joined = [g for g in groups if any(part.touches(q) for q in g)]
+        merged = [part] + [q for g in joined for q in g]
+        groups = [g for g in groups if not any(g is j for j in joined)] + [merged]
+    best = max(groups, key=lambda g: sum(q.area for q in g))
+    return _outline(best)
 
 
 def polygon_area(p) -> float:
@@ -247,7 +294,7 @@ def ensemble(unet, detections, *, eta: float = 0.6, lam: float = 2.0, tau: float
             inter = u.geometry.intersection(m.geometry).area
             if inter / max(u.geometry.area, m.geometry.area) > eta:
                 ring = _outer_ring(u.geometry.union(m.geometry))
-                E.append(_mask(ring, Polygon(ring), classes[m.index], scores[m.index],
+                E.append(_mask(ring, region(ring, "union"), classes[m.index], scores[m.index],
                                "agreement", u.index, m.index))
                 u.used = m.used = True
                 break

@@ -51,12 +51,14 @@ double polygon_area(const Polygon& polygon);
 /// Area (px^2) of the intersection of the two enclosed regions.
 double intersection_area(const Polygon& a, const Polygon& b);
 
-/// Outer ring of the union of the two enclosed regions (holes filled). When the union has
-/// several parts (disjoint inputs, or parts touching only at points), the ring of the largest
-/// part. A ring with positive signed (shoelace) area and vertices on the 1/kScale grid; empty
-/// when neither input encloses any area. The ring is simple except in degenerate cases Clipper 6
-/// cannot split (parts touching at one point that lies inside a straight edge of one of them):
-/// then it passes through that point twice and covers both parts.
+/// Outline of the union of the two enclosed regions (the union rule of the ensemble): the outer
+/// boundary of the union's largest connected part with every hole filled, where parts touching
+/// at a point count as connected. Parts touching at two or more points close the holes between
+/// them (filled); where parts touch at one point the ring passes through it once per part, so it
+/// touches itself there but never crosses (weakly simple). It is thus never smaller than either
+/// input whose own region is connected. Positive signed (shoelace) area, vertices on the
+/// 1/kScale grid; for disjoint inputs the outline of the larger part; empty when neither input
+/// encloses any area.
 Polygon polygon_union(const Polygon& a, const Polygon& b);
 
 /// Centroid of the enclosed region; the mean of the vertices when it encloses no area.
