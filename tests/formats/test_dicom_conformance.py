@@ -50,11 +50,13 @@ def conformant_dx(path: Path) -> Path:
 
 def stripped_vindr(path: Path) -> Path:
     """De-identified as VinDr-SpineXR films are: no SOP Class UID (file meta included), no
-    Modality, no Frame of Reference, hex strings for the instance UIDs; JPEG 2000 lossless."""
+    Modality, no Frame of Reference, hex strings for the instance UIDs, Patient Identity Removed
+    without a method; JPEG 2000 lossless."""
     ds = make_dataset(_pixels(), bits_stored=12)
     ds.compress(JPEG2000Lossless)  # pydicom's encoder through pylibjpeg-openjpeg
     del ds.SOPClassUID, ds.Modality
     del ds.file_meta.MediaStorageSOPClassUID
+    ds.PatientIdentityRemoved = "YES"  # without saying how (De-identification Method is Type 1C)
     ds.preamble = b"\0" * 128
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about each invalid UID it is given
@@ -147,7 +149,8 @@ def test_seg_and_sr_pass_dciodvfy_and_read_back(kind, tmp_path):
     if kind == "vindr":
         assert REPAIRED_FLAG in result.flags
         repairs = {r.attribute: r for r in result.dicom_repairs}
-        assert set(repairs) == {"SOPClassUID", "Modality", *HEX_UIDS}
+        assert set(repairs) == {"SOPClassUID", "Modality", "DeidentificationMethod", *HEX_UIDS}
+        assert seg_ds.PatientIdentityRemoved == "YES" and seg_ds.DeidentificationMethod == repairs["DeidentificationMethod"].value
         assert repairs["SOPClassUID"].value == referenced.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.1.1"  # DX for presentation
         assert {k: repairs[k].original for k in HEX_UIDS} == HEX_UIDS
         assert referenced.ReferencedSOPInstanceUID == repairs["SOPInstanceUID"].value

@@ -16,7 +16,9 @@ the header with those values in place (the stored result keeps the header as rea
   always maps to the same UID and the SEG and SR of one film agree;
 - **Frame of Reference UID** invalid: replaced as above; missing: a new one derived from the
   pixels, only where the source's IOD requires one. Projection radiographs (CR, DX, MG, IO, XA,
-  RF, Secondary Capture) need none; their SEG maps pixel for pixel onto the referenced image.
+  RF, Secondary Capture) need none; their SEG maps pixel for pixel onto the referenced image;
+- **De-identification Method** missing where Patient Identity Removed is YES (Type 1C, and the
+  outputs copy the flag): :data:`DEIDENTIFICATION_UNRECORDED`.
 
 A result whose header needed any of these carries the flag ``dicom_header_repaired`` and lists
 the repairs, original values included, in its JSON (``dicom_header_repairs``).
@@ -60,6 +62,8 @@ _CLASS_MODALITY = {
 #: Image SOP classes whose IOD has no mandatory Frame of Reference (projection images).
 _NO_FRAME_OF_REFERENCE_NEEDED = frozenset(_CLASS_MODALITY)
 _INSTANCE_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+#: De-identification Method of outputs whose source says Patient Identity Removed without saying how.
+DEIDENTIFICATION_UNRECORDED = "source image de-identified; method not recorded"
 #: Type 2 patient/study attributes (required, may be empty) that highdicom copies from the source.
 TYPE2_SOURCE_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate",
                            "StudyTime", "ReferringPhysicianName")  # fmt: skip
@@ -121,6 +125,13 @@ def header_repairs(ds: Any, pixel_sha256: str) -> list[HeaderRepair]:
     seeds the UIDs of attributes that are missing altogether."""
     if ds is None:
         return []
+    from pydicom.config import disable_value_validation
+
+    with disable_value_validation():  # what is invalid is reported here, as a repair
+        return _repairs(ds, pixel_sha256)
+
+
+def _repairs(ds: Any, pixel_sha256: str) -> list[HeaderRepair]:
     repairs: list[HeaderRepair] = []
     sop_class = _text(ds, "SOPClassUID")
     if sop_class is None or not valid_uid(sop_class):
@@ -140,6 +151,9 @@ def header_repairs(ds: Any, pixel_sha256: str) -> list[HeaderRepair]:
         repairs.append(HeaderRepair("FrameOfReferenceUID", frame, _derived_uid("FrameOfReferenceUID", frame), "invalid"))
     elif frame is None and sop_class not in _NO_FRAME_OF_REFERENCE_NEEDED:
         repairs.append(HeaderRepair("FrameOfReferenceUID", None, _derived_uid("FrameOfReferenceUID", pixel_sha256), "missing"))
+    removed = (_text(ds, "PatientIdentityRemoved") or "").upper() == "YES"
+    if removed and _text(ds, "DeidentificationMethod") is None and not ds.get("DeidentificationMethodCodeSequence"):
+        repairs.append(HeaderRepair("DeidentificationMethod", None, DEIDENTIFICATION_UNRECORDED, "missing"))
     return repairs
 
 
@@ -163,4 +177,4 @@ def source_header(ds: Any, repairs: list[HeaderRepair]) -> Any:
     return header
 
 
-__all__ = ["REPAIRED_FLAG", "TYPE2_SOURCE_ATTRIBUTES", "HeaderRepair", "header_repairs", "source_header", "valid_uid"]
+__all__ = ["DEIDENTIFICATION_UNRECORDED", "REPAIRED_FLAG", "TYPE2_SOURCE_ATTRIBUTES", "HeaderRepair", "header_repairs", "source_header", "valid_uid"]
