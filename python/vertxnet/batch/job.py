@@ -14,6 +14,7 @@ appends its journal record, and it does so at most once per film, whatever Ray D
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -146,7 +147,7 @@ def run_batch(config: BatchConfig, *, stderr: TextIO | None = None, on_film: Cal
 
     stderr = stderr or sys.stderr
     infer = config.infer
-    _check(config)
+    measure = _check(config)
     try:
         import pyarrow  # noqa: F401
         import ray  # noqa: F401
@@ -171,12 +172,14 @@ def run_batch(config: BatchConfig, *, stderr: TextIO | None = None, on_film: Cal
     fingerprint = settings_fingerprint({
         "vertxnet": __version__, "schema": SCHEMA_VERSION, "model": bundle.manifest_sha256,
         "precision": infer.precision, "thresholds": infer.thresholds, "formats": sorted(infer.formats),
-        "mask_bits": infer.mask_bits, "timings": infer.timings,
+        "mask_bits": infer.mask_bits, "timings": infer.timings, "labelling": infer.labelling, "view": infer.view,
+        "measure": None if measure is None else dataclasses.asdict(measure),
     })  # fmt: skip
     settings = WorkerSettings(
         outdir=str(outdir), bundle=None if infer.bundle is None else str(Path(infer.bundle).resolve()),
         backend=infer.backend, precision=infer.precision, threads=infer.threads or 1,
         thresholds=dict(infer.thresholds), formats=tuple(infer.formats), mask_bits=infer.mask_bits, timings=infer.timings,
+        labelling=infer.labelling, view=infer.view, measure=measure,
     )  # fmt: skip
 
     with Journal(outdir) as journal:
@@ -218,8 +221,9 @@ def run_batch(config: BatchConfig, *, stderr: TextIO | None = None, on_film: Cal
     return summary
 
 
-def _check(config: BatchConfig) -> None:
-    """UsageError for the first unusable setting (the CLI's parser catches most of them first)."""
+def _check(config: BatchConfig) -> Any:
+    """UsageError for the first unusable setting (the CLI's parser catches most of them first);
+    the job's MeasureConfig, or None when it does not measure."""
     from ..pipeline import PipelineConfig
 
     infer = config.infer
@@ -237,9 +241,19 @@ def _check(config: BatchConfig) -> None:
     if infer.threads is not None and infer.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {infer.threads}")
     try:
-        PipelineConfig(**infer.thresholds).validate()
+        PipelineConfig(**infer.thresholds, labelling=infer.labelling, view=infer.view).validate()
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if not infer.measuring:
+        return None
+    from ..measure import MeasureConfig
+
+    try:
+        measure = MeasureConfig(faces=infer.faces, radiomics_backend=infer.radiomics_backend)
+        measure.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return measure
 
 
 def _check_bundle(config: BatchConfig, bundle: Any) -> None:

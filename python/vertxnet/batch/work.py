@@ -88,6 +88,9 @@ class WorkerSettings:
     formats: tuple[str, ...] = ("json",)
     mask_bits: int = 8
     timings: bool = True
+    labelling: str = "decoder"
+    view: str | None = None
+    measure: Any = None  # a vertxnet.measure.MeasureConfig, or None (no measurements)
 
 
 class FilmInference:
@@ -102,7 +105,8 @@ class FilmInference:
         self.staging = Path(settings.outdir) / STATE_DIR / STAGING_NAME
         self.pipeline = Pipeline(
             settings.bundle, backend=settings.backend, threads=settings.threads,
-            config=PipelineConfig(**settings.thresholds), precision=settings.precision,
+            config=PipelineConfig(**settings.thresholds, labelling=settings.labelling, view=settings.view),
+            precision=settings.precision, measure=settings.measure or False,
         )  # fmt: skip
         # One worker is one core's work: its two models run one after the other.
         from concurrent.futures import ThreadPoolExecutor
@@ -148,9 +152,29 @@ class FilmInference:
             "view": result.view,
             "reference": result.reference,
             "flags": list(result.flags),
-            "vertebrae": [vertebra_row(v) for v in result.vertebrae],
+            "vertebrae": result_rows(result),
         }
         return {**row, "status": "staged", "payload": pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+def result_rows(result: Any) -> list[dict[str, Any]]:
+    """One flat row per vertebra of ``result``, with its measurements (the columns of the CSV
+    format, ``flags`` as ``measure_flags``) when the result was measured."""
+    rows = [vertebra_row(v) for v in result.vertebrae]
+    if result.measurements is not None:
+        from ..formats.csv_table import measurements_values
+        from ..measure import DECIMALS
+
+        for row, values in zip(rows, measurements_values(result.measurements)):
+            for key, value in values.items():
+                if key in ("image", "index", "label"):
+                    continue
+                if isinstance(value, (float, np.floating)):
+                    value = round(float(value), DECIMALS)
+                elif isinstance(value, np.integer):
+                    value = int(value)
+                row["measure_flags" if key == "flags" else key] = value
+    return rows
 
 
 def vertebra_row(vertebra: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
     vertx-infer INPUT... -o OUTDIR [--model BUNDLE] [--backend auto|onnxruntime-cpu|...] [--precision fp32|fp16|int8]
                 [--format json,coco,mask,overlay,dicom-seg,csv,sr] [--measure] [--faces auto|left|right]
                 [--recursive] [--threads N] [--eta X] [--lam X] [--tau X] ...
+                [--engine plain|ray [--address ADDR] [--workers N] [--gpus-per-worker F]]
 
 INPUT may be files, folders (their radiographs: .png .jpg .jpeg .tif .tiff .dcm .dicom, and
 extension-less DICOM files) and glob patterns. For each input ``<stem>`` it writes, as asked:
@@ -21,11 +22,11 @@ radiomics; vertxnet.measure) to the JSON and draws heights and angles on the ove
 sr formats measure by themselves. ``--faces`` says on which side of the image the patient's
 front is (default auto: the DICOM Patient Orientation, else the curve of the spine).
 
-Each requested output is made and written on its own: one that cannot be made (a DICOM SEG of
-a PNG, an SR without measurements, a failing encoder) is reported as ``error: <file>: <output>
-not written: <reason>`` and costs none of that film's other outputs. Every file is written under
-a temporary name in OUTDIR and renamed into place, so OUTDIR never holds a partial file. Inputs
-whose stems repeat get ``-2``, ``-3``, … appended.
+``--engine ray`` runs the same work as a Ray Data job (vertxnet.batch, the ``scale`` extra): films
+are decoded in tasks and inferred in a pool of ``--workers`` actors, on a local Ray started for the
+job or, with ``--address``, on a cluster; it also takes CSV/Parquet manifests (a ``path`` column)
+as inputs, skips films whose outputs are up to date, and writes ``vertebrae.parquet`` and
+``failures.csv`` beside the per-film files. The plain engine never imports Ray.
 
 Each requested output is made and written on its own: one that cannot be made (a DICOM SEG of
 a PNG, an SR without measurements, a failing encoder) is reported as ``error: <file>: <output>
@@ -70,6 +71,12 @@ THRESHOLD_OPTIONS = {
 }
 
 
+#: Engines of vertx-infer: this process, or a Ray Data job (vertxnet.batch).
+ENGINES = ("plain", "ray")
+#: Options that only the ray engine takes (their dests).
+RAY_OPTIONS = ("address", "workers", "gpus_per_worker", "path_column")
+
+
 class UsageError(Exception):
     """Bad arguments: exit status 2."""
 
@@ -82,7 +89,7 @@ class InferConfig:
     outdir: Path
     bundle: Path | None = None
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str | dict[str, str] = "fp32"  # for both models, or per model (vertxnet.runtime.registry.Precision)
     formats: tuple[str, ...] = ("json",)
     recursive: bool = False
     threads: int | None = None
@@ -341,6 +348,7 @@ def _formats(text: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     from ..runtime import BACKEND_NAMES
+    from ._args import precision as precision_arg
 
     parser = argparse.ArgumentParser(
         prog="vertx-infer",
@@ -350,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, TIFF, DICOM), folders or glob patterns")
     parser.add_argument("-o", "--outdir", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--model", type=Path, default=None, metavar="BUNDLE", help="model bundle folder (default: the shipped demo bundle)")
-    parser.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES), help="inference backend (default: auto, the fastest available)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="run the bundle's fp16/int8 model variants where it has them (default: fp32)")
+    parser.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES), help="inference backend (default: auto, the fastest verified one; VERTX_ALLOW_UNVERIFIED=1 lets it choose unverified ones, naming one opts in)")
+    parser.add_argument("--precision", default="fp32", type=precision_arg, metavar="P", help="fp32 (default), fp16 or int8 for both models, or per model (unet=int8): the bundle's variant on a backend that declares it, else exit 2")
     parser.add_argument("--format", dest="formats", type=_formats, default=("json",), metavar="LIST", help=f"comma-separated outputs among {','.join(FORMATS)} (default: json)")
     parser.add_argument("--measure", action="store_true", help="also measure: body heights, Genant grades, lordosis, discs, listhesis, radiomics (JSON, overlay; csv and sr imply it)")
     parser.add_argument("--faces", default="auto", choices=("auto", "left", "right"), help="side of the image the patient's front is on (default auto: DICOM Patient Orientation, else the spine's curve)")
@@ -363,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask-bits", type=int, choices=(8, 16), default=8, help="bit depth of the label PNG (default: 8)")
     parser.add_argument("--no-timings", action="store_true", help="leave timings_ms out of the JSON, so repeated runs give identical files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+    scale = parser.add_argument_group("batch engine (--engine ray; pip install 'vertxnet[scale]')")
+    scale.add_argument("--engine", default="plain", choices=ENGINES, help="plain (default): this process; ray: a Ray Data job (resumable, one machine or a cluster)")
+    scale.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: start a local Ray")
+    scale.add_argument("--workers", type=positive_int, default=None, metavar="N", help="inference actors (default: the cluster's CPUs less an eighth, or its GPUs / --gpus-per-worker)")
+    scale.add_argument("--gpus-per-worker", type=finite_float, default=None, metavar="F", help="GPUs each actor reserves, fractions share one (default 0: CPUs)")
+    scale.add_argument("--path-column", default=None, metavar="NAME", help="column of CSV/Parquet manifests holding the film paths (default: path)")
     group = parser.add_argument_group("thresholds (default: the bundle manifest's)")
     for name, help_text in THRESHOLD_OPTIONS.items():
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=finite_float, default=None, metavar="X", help=help_text)
@@ -396,7 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         radiomics_backend=args.radiomics_backend,
     )
     try:
-        summary = run_inference(config)
+        if args.engine == "ray":
+            summary = _run_batch(config, args)
+        else:
+            ray_only = [f"--{name.replace('_', '-')}" for name in RAY_OPTIONS if getattr(args, name) is not None]
+            if ray_only:
+                raise UsageError(f"{', '.join(ray_only)} only apply to --engine ray")
+            summary = run_inference(config)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -406,6 +426,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _run_batch(config: InferConfig, args: argparse.Namespace):
+    """The Ray Data engine (imported only here: the plain CLI never loads Ray)."""
+    from ..batch import BatchConfig, run_batch
+
+    batch = BatchConfig(
+        config, address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker or 0.0,
+        path_column=args.path_column or "path",
+    )  # fmt: skip
+    return run_batch(batch)
 
 
 def _one_line_warnings() -> None:

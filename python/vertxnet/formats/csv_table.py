@@ -88,7 +88,13 @@ def _cell(value: Any) -> str:
 
 
 def measurements_rows(measurements: "Measurements", *, image: str | None = None) -> list[dict[str, str]]:
-    """The table as dicts keyed by :data:`CSV_COLUMNS`."""
+    """The table as dicts keyed by :data:`CSV_COLUMNS` (the cells' text)."""
+    return [{column: _cell(row[column]) for column in CSV_COLUMNS} for row in measurements_values(measurements, image=image)]
+
+
+def measurements_values(measurements: "Measurements", *, image: str | None = None) -> list[dict[str, Any]]:
+    """The table's rows as typed values keyed by :data:`CSV_COLUMNS` (None = not available),
+    e.g. for a Parquet table."""
     below = {s.upper: s for s in measurements.spine.segments}
     spine = measurements.spine
     rows = []
@@ -111,7 +117,7 @@ def measurements_rows(measurements: "Measurements", *, image: str | None = None)
         row.update(lumbar_lordosis_deg=spine.lumbar_lordosis_deg, cervical_lordosis_deg=spine.cervical_lordosis_deg, facing=spine.facing)
         for name in _RADIOMICS:
             row[f"radiomics_{name}"] = None if v.radiomics is None else v.radiomics.get(name)
-        rows.append({column: _cell(row[column]) for column in CSV_COLUMNS})
+        rows.append({column: row[column] for column in CSV_COLUMNS})
     return rows
 
 
@@ -124,4 +130,4 @@ def to_csv(measurements: "Measurements", *, image: str | None = None) -> str:
     return buffer.getvalue()
 
 
-__all__ = ["CSV_COLUMNS", "measurements_rows", "to_csv"]
+__all__ = ["CSV_COLUMNS", "measurements_rows", "measurements_values", "to_csv"]
