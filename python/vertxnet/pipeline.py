@@ -28,10 +28,10 @@ with the reason in ``model.fallback``).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
@@ -57,11 +57,15 @@ if TYPE_CHECKING:
 #: What :meth:`Pipeline.predict` accepts: a file path, an image array, or an already loaded image.
 ImageSource = Union[str, os.PathLike, np.ndarray, LoadedImage]
 
-_log = logging.getLogger(__name__)
-
 #: Flag on every result of a pipeline whose chosen backend failed to load and that runs on
 #: ONNX Runtime CPU instead (the reason is in ``model.fallback``).
 BACKEND_FALLBACK_FLAG = "backend_fallback"
+
+
+
+class BackendFallbackWarning(UserWarning):
+    """The chosen backend failed to load; the pipeline runs on ONNX Runtime CPU instead."""
+
 
 #: Defaults for thresholds a bundle's manifest may leave out.
 FALLBACK_THRESHOLDS = {"gap_factor": 1.6, "min_area": 1.0, "duplicate_overlap": 0.5, "label_confidence": 0.5}
@@ -250,7 +254,7 @@ class Pipeline:
                 raise
             text = " ".join(str(exc).split())
             reason = text if isinstance(exc, VertxError) and text else f"{type(exc).__name__}: {text}".rstrip(": ")
-            _log.warning("backend %s failed to load (%s); running on %s", selection.backend, reason, FALLBACK_BACKEND)
+            warnings.warn(BackendFallbackWarning(f"backend {selection.backend!r} failed to load ({reason}); running on {FALLBACK_BACKEND}"), stacklevel=2)
             fallback_from = (selection.backend, reason)
             selection = fallback_selection(self.bundle, precision)
             self._unet, self._mrcnn = self._open_models(selection, threads)

@@ -217,7 +217,7 @@ def test_a_foreign_engine_is_a_bundle_error_naming_it(tmp_path, monkeypatch):
 
 
 def test_a_backend_that_fails_to_load_falls_back_to_onnxruntime_cpu_with_a_flag(scene, monkeypatch):
-    from vertxnet.pipeline import BACKEND_FALLBACK_FLAG, Pipeline
+    from vertxnet.pipeline import BACKEND_FALLBACK_FLAG, BackendFallbackWarning, Pipeline
     from vertxnet.result import result_schema
 
     root, image = scene
@@ -225,7 +225,9 @@ def test_a_backend_that_fails_to_load_falls_back_to_onnxruntime_cpu_with_a_flag(
     add_engines(root, "fp32", foreign=True)
     with Pipeline(root, threads=1, backend="onnxruntime-cpu") as pipe:
         expected = pipe.predict(image)
-    with Pipeline(root, threads=1, backend="tensorrt") as pipe:
+    with pytest.warns(BackendFallbackWarning, match=r"backend 'tensorrt' failed to load \(.*cannot deserialize.*\); running on onnxruntime-cpu"):
+        pipe = Pipeline(root, threads=1, backend="tensorrt")
+    with pipe:
         assert pipe.backend == "onnxruntime-cpu"
         result = pipe.predict(image)
     doc = result.to_dict()
@@ -265,7 +267,7 @@ def test_the_first_session_is_closed_when_the_second_fails(scene, monkeypatch):
     closed = []
     original = TensorRTSession.close
     monkeypatch.setattr(TensorRTSession, "close", lambda self: (closed.append(self.path.name), original(self)))
-    with Pipeline(root, threads=1, backend="tensorrt") as pipe:
+    with pytest.warns(UserWarning), Pipeline(root, threads=1, backend="tensorrt") as pipe:
         assert pipe.backend == "onnxruntime-cpu" and "maskrcnn" in pipe._model_info.fallback_reason
     assert "unet.trt-fp32.engine" in closed
     assert mods.device.buffers == {}

@@ -42,3 +42,14 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def precision(text: str):
+    """``--precision``: ``fp32``/``fp16``/``int8`` for both models, or ``unet=int8[,maskrcnn=fp32]``
+    per model (vertxnet.runtime.registry.parse_precision)."""
+    from ..runtime.registry import parse_precision
+
+    try:
+        return parse_precision(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
