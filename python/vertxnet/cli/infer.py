@@ -44,8 +44,10 @@ created).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,7 +287,7 @@ def run_inference(config: InferConfig, *, stderr: TextIO | None = None) -> Infer
 
     stems = dict(zip(files, output_stems(files)))
     bar = tqdm(total=len(files), unit="image", file=stderr, disable=not config.progress or len(files) <= 1, dynamic_ncols=True)
-    with pipeline, bar:
+    with pipeline, bar, _one_line_warnings(bar, stderr):
         for source, outcome in pipeline.predict_many([str(f) for f in files]):
             path = Path(source)
             try:
@@ -332,6 +334,15 @@ def _write_outputs(result, path: Path, stem: str, config: InferConfig, bar, stde
         _report(bar, stderr, message)
         summary.failures.append(message)
     return written
+
+
+@contextlib.contextmanager
+def _one_line_warnings(bar, stderr: TextIO):
+    """Library warnings while the inputs are processed (pydicom on a malformed header, say) as
+    ``warning: <message>`` lines on ``stderr``; the previous handler is restored afterwards."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *args, **kwargs: bar.write(f"warning: {' '.join(str(message).split())}", file=stderr)
+        yield
 
 
 def _report(bar, stderr: TextIO, message: str) -> None:
@@ -389,7 +400,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     if isinstance(args, int):
         return args
-    _one_line_warnings()
     config = InferConfig(
         inputs=tuple(args.inputs),
         outdir=args.outdir,
@@ -437,13 +447,6 @@ def _run_batch(config: InferConfig, args: argparse.Namespace):
         path_column=args.path_column or "path",
     )  # fmt: skip
     return run_batch(batch)
-
-
-def _one_line_warnings() -> None:
-    """Library warnings (pydicom on a malformed header, say) as ``warning: <message>`` lines."""
-    import warnings
-
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {' '.join(str(message).split())}\n"
 
 
 if __name__ == "__main__":
