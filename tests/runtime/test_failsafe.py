@@ -271,3 +271,19 @@ def test_the_first_session_is_closed_when_the_second_fails(scene, monkeypatch):
         assert pipe.backend == "onnxruntime-cpu" and "maskrcnn" in pipe._model_info.fallback_reason
     assert "unet.trt-fp32.engine" in closed
     assert mods.device.buffers == {}
+
+
+def test_a_tensorrt_pipeline_shared_by_threads_serialises_each_context(scene, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vertxnet.pipeline import Pipeline
+
+    root, image = scene
+    standin.install(monkeypatch)  # its execution contexts fail when two threads use one at once
+    add_engines(root, "fp32")
+    images = [np.roll(image, 7 * k, axis=0) for k in range(8)]
+    with Pipeline(root, backend="tensorrt", threads=1) as pipe:
+        sequential = [pipe.predict(im).to_json(timings=False) for im in images]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            threaded = list(pool.map(lambda im: pipe.predict(im).to_json(timings=False), images * 2))
+    assert threaded == sequential * 2
