@@ -363,9 +363,6 @@ class Pipeline:
         except ValueError as exc:
             raise InputError(loaded.path, str(exc)) from None
         preprocess_ms = _ms_since(t)
-        # A film decoded at the model's scale: its full-resolution pixels (the result's hash and
-        # the full-size outputs need them) decode in the background while the networks run.
-        loaded.prefetch()
         if concurrent:
             unet_job = self._executor.submit(self._segment_unet, tensor, box)
             mrcnn_job = self._executor.submit(self._detect_instances, tensor, box)
@@ -386,6 +383,9 @@ class Pipeline:
         # total = decode + the rest; in predict_many the decode overlapped the previous image.
         t_start = time.perf_counter()
         cfg = self.config
+        # A film decoded at the model's scale: its full-resolution pixels (the result's hash and
+        # the full-size outputs need them) decode in the background while the networks run.
+        loaded.prefetch()
         raw = self._network_outlines(loaded)
         timings = {"decode": decode_ms, **raw.timings_ms}
 
