@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -56,3 +57,47 @@ def test_prepare_gives_one_normalised_tensor():
     tensor, box = prepare(img, PreprocessConfig(input_size=96, mean=0.5, std=0.25))
     assert tensor.shape == (1, 1, 96, 96) and tensor.dtype == np.float32
     assert box.src_width == 180 and box.src_height == 300
+
+
+def _blob_centroid(canvas: np.ndarray) -> np.ndarray:
+    w = np.clip(canvas - 0.2, 0, None)
+    ys, xs = np.mgrid[0 : canvas.shape[0], 0 : canvas.shape[1]]
+    return np.array([(w * (xs + 0.5)).sum() / w.sum(), (w * (ys + 0.5)).sum() / w.sum()])
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_reduced_decodes_land_where_the_full_film_does(factor):
+    """A reduced decode (even samples: OpenJPEG; block means: libjpeg) letterboxes onto the same
+    model pixels as the full film: the same Letterbox, and a blob's centroid within 0.03 px."""
+    from vertxnet.preprocess import Reduced, letterboxed
+
+    h, w = 1203, 811  # not multiples of the factor: the last reduced pixel is partial
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    film = (1000 + 3000 * np.exp(-(((xs - 500.3) / 60) ** 2 + ((ys - 700.8) / 90) ** 2))).astype(np.uint16)
+    config = PreprocessConfig(input_size=128)
+    full, box = letterboxed(film, config)
+    even = Reduced(film[::factor, ::factor], factor, 0.5, w, h)
+    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
+    padded = np.pad(film.astype(np.float64), ((0, hp - h), (0, wp - w)), mode="edge")
+    means = padded.reshape(hp // factor, factor, wp // factor, factor).mean(axis=(1, 3)).astype(np.float32)
+    block = Reduced(means, factor, factor / 2.0, w, h)
+    for reduced in (even, block):
+        canvas, rbox = letterboxed(reduced, config)
+        assert rbox == box
+        np.testing.assert_allclose(_blob_centroid(canvas), _blob_centroid(full), atol=0.03)
+    # The phase matters: taking the even samples for block centres misplaces the blob.
+    wrong, _ = letterboxed(Reduced(even.pixels, factor, factor / 2.0, w, h), config)
+    if factor >= 4:
+        assert np.abs(_blob_centroid(wrong) - _blob_centroid(full)).max() > 0.05
+
+
+def test_model_scale_canvas_matches_the_full_scale_one():
+    from vertxnet.preprocess import letterboxed, letterboxed_full_scale
+
+    rng = np.random.default_rng(5)
+    film = cv2.GaussianBlur(rng.integers(0, 4096, size=(1500, 1000)).astype(np.float32), (0, 0), 6).astype(np.uint16)
+    config = PreprocessConfig(input_size=128)
+    fast, box = letterboxed(film, config)
+    slow, slow_box = letterboxed_full_scale(film, config)
+    assert box == slow_box
+    assert np.abs(fast - slow).mean() < 2e-3 and np.abs(fast - slow).max() < 0.03
