@@ -126,15 +126,16 @@ def test_csv_and_sr_with_the_seg_match_the_json(bundle, film, tmp_path, capsys):
     assert overlay.shape == (HEIGHT, WIDTH, 3)
 
 
-def test_sr_of_a_non_dicom_input_fails_that_input_only(bundle, film, tmp_path, capsys):
+def test_sr_of_a_non_dicom_input_is_refused_on_its_own(bundle, film, tmp_path, capsys):
     png = tmp_path / "film.png"
     assert cv2.imwrite(str(png), film)
     dcm = _dicom(tmp_path / "other.dcm", film)
     out = tmp_path / "out"
     code, err = _run([png, dcm, "-o", out, "--model", bundle, "--format", "json,sr"], capsys)
     assert code == 1
-    assert "film.png" in err and "DICOM" in err
-    assert sorted(p.name for p in out.iterdir()) == ["other.json", "other.sr.dcm"]  # nothing half-written for film.png
+    assert f"error: {png}: film.sr.dcm not written: sr needs a DICOM input" in err
+    # the PNG's JSON is written all the same; the SR alone is refused
+    assert sorted(p.name for p in out.iterdir()) == ["film.json", "other.json", "other.sr.dcm"]
 
 
 def test_overlay_draws_the_measurements(bundle, film, tmp_path, capsys):
@@ -147,6 +148,11 @@ def test_overlay_draws_the_measurements(bundle, film, tmp_path, capsys):
     # the height lines run down the bodies' walls: yellow pixels appear there
     yellow = (b[..., 2] > 200) & (b[..., 1] > 200) & (b[..., 0] < 80)
     assert yellow.sum() > yellow.size * 0.002 and np.abs(a - b).sum() > 0
+    # the disc angles are written behind the discs, in their own colour (BGR 255, 200, 0)
+    def disc_blue(img):
+        return ((img[..., 0] > 220) & (np.abs(img[..., 1] - 200) < 30) & (img[..., 2] < 60)).sum()
+
+    assert disc_blue(b) > disc_blue(a) + 20
 
 
 def test_bad_faces_is_a_usage_error(bundle, film, tmp_path, capsys):
