@@ -36,9 +36,9 @@ whose stems repeat get ``-2``, ``-3``, … appended.
 
 Exit status: 0 every output of every input written; 1 some inputs failed or some outputs were
 refused (each reported on stderr as ``error: <file>: <reason>``; everything else is still
-written) or the model bundle failed its integrity check; 2 usage error (bad arguments, unknown format, a --model folder that does not
-exist, a backend not available here, a precision the bundle lacks, an OUTDIR that cannot be
-created).
+written) or the model bundle failed its integrity check; 2 usage error (bad arguments, unknown
+format, a --model folder that does not exist, a backend not available here, a precision the
+bundle lacks, an OUTDIR that cannot be created).
 """
 
 from __future__ import annotations
