@@ -148,11 +148,6 @@ def test_overlay_draws_the_measurements(bundle, film, tmp_path, capsys):
     # the height lines run down the bodies' walls: yellow pixels appear there
     yellow = (b[..., 2] > 200) & (b[..., 1] > 200) & (b[..., 0] < 80)
     assert yellow.sum() > yellow.size * 0.002 and np.abs(a - b).sum() > 0
-    # the disc angles are written behind the discs, in their own colour (BGR 255, 200, 0)
-    def disc_blue(img):
-        return ((img[..., 0] > 220) & (np.abs(img[..., 1] - 200) < 30) & (img[..., 2] < 60)).sum()
-
-    assert disc_blue(b) > disc_blue(a) + 20
 
 
 def test_bad_faces_is_a_usage_error(bundle, film, tmp_path, capsys):

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 def overlay(result: "Result", *, max_size: int | None = 2048) -> np.ndarray:
     """8-bit BGR picture of the image with coloured outlines and names, for a quick look; with
-    measurements, also the corners, the three heights of each body, Genant grades, listhesis and
-    the lordosis angles.
+    measurements, also the corners, the three heights of each body, Genant grades, disc angles,
+    listhesis and the lordosis angles.
 
     Images larger than ``max_size`` pixels on their long side are shrunk first.
     """
@@ -52,7 +52,8 @@ def overlay(result: "Result", *, max_size: int | None = 2048) -> np.ndarray:
 
 def _draw_measurements(canvas: np.ndarray, measurements, scale: float, thickness: int, font_scale: float) -> None:
     """Heights (anterior, middle, posterior lines, labelled in mm or px beside the front of the
-    body), Genant grades above 0, listhesis and the lordosis angles."""
+    body), Genant grades above 0, disc angles (behind each disc), listhesis and the lordosis
+    angles."""
     small = font_scale * 0.6
     anterior_sign = 1.0 if measurements.spine.facing == "right" else -1.0
     for v in measurements.vertebrae:
@@ -75,9 +76,17 @@ def _draw_measurements(canvas: np.ndarray, measurements, scale: float, thickness
             colour = (0, 255, 255) if k == 0 else (0, 0, 255)
             _text(canvas, text, (int(round(x)), int(round(front[1] + k * (th + 4)))), colour, small)
     for s in measurements.spine.segments:
+        # the disc angle, behind the disc (between the upper body's posterior-inferior corner
+        # and the lower body's posterior-superior one)
+        upper, lower = measurements.vertebrae[s.upper], measurements.vertebrae[s.lower]
+        if upper.corners is not None and lower.corners is not None and s.disc_angle_deg is not None:
+            at = (np.asarray(upper.corners)[3] + np.asarray(lower.corners)[0]) / 2 * scale
+            text = f"{s.disc_angle_deg:.0f} deg"
+            (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, small, 1)
+            x = at[0] - 4 * thickness - tw if anterior_sign > 0 else at[0] + 4 * thickness
+            _text(canvas, text, (int(round(x)), int(round(at[1]))), (255, 200, 0), small)
         if s.listhesis == "none":
             continue
-        upper = measurements.vertebrae[s.upper]
         if upper.corners is None:
             continue
         at = np.asarray(upper.corners)[3] * scale
