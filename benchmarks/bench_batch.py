@@ -131,7 +131,14 @@ def run_benchmark(cfg: BenchConfig, work: Path) -> dict:
     for f in sorted(films.iterdir())[: cfg.warmup]:
         shutil.copy(f, warm / f.name)
     cores = os.cpu_count() or 1
-    ray.init(num_cpus=cores + 1, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    for attempt in range(3):  # a loaded machine can miss Ray's 30 s node start window
+        try:
+            ray.init(num_cpus=cores + 1, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            break
+        except Exception:  # noqa: BLE001
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         for way in WAYS:  # warm-up: imports, model files in the page cache, Ray worker processes
             _run(way, warm, work / f"warm-{way}", cfg)

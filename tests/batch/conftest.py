@@ -49,7 +49,14 @@ def local_ray():
 
     import ray
 
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    for attempt in range(3):  # a loaded machine can miss Ray's 30 s node start window
+        try:
+            ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            break
+        except Exception:  # noqa: BLE001
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield ray
     ray.shutdown()
 

@@ -39,6 +39,8 @@ DECODE_CPUS = 0.25
 #: Upper bound on Ray Data blocks (one film per block below it: fine-grained balance and retries).
 MAX_BLOCKS = 5000
 SCALE_EXTRA_HINT = "pip install 'vertxnet[scale]'"
+#: Tries at starting a local Ray: on a loaded machine its node can miss Ray's 30 s start window.
+LOCAL_START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -282,17 +284,22 @@ def _ray_session(config: BatchConfig, films: int) -> Iterator[int]:
     started = False
     if not ray.is_initialized():
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-        try:
-            if config.address:
-                ray.init(address=config.address, **options)
-            else:
-                # One logical CPU beyond the cores is for the light read+decode tasks, so that
-                # every core can run an inference worker.
-                cores = os.cpu_count() or 1
-                ray.init(num_cpus=max(cores, (config.workers or 0) * threads) + 1, **options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"join the Ray cluster at {config.address}" if config.address else "start a local Ray"
-            raise UsageError(f"cannot {where}: {' '.join(str(exc).split())}") from None
+        for attempt in range(1 if config.address else LOCAL_START_ATTEMPTS):
+            try:
+                if config.address:
+                    ray.init(address=config.address, **options)
+                else:
+                    # One logical CPU beyond the cores is for the light read+decode tasks, so that
+                    # every core can run an inference worker.
+                    cores = os.cpu_count() or 1
+                    ray.init(num_cpus=max(cores, (config.workers or 0) * threads) + 1, **options)
+                break
+            except Exception as exc:  # noqa: BLE001 - ray.init raises a bare Exception when its node is slow to start
+                ray.shutdown()
+                if attempt + 1 < (1 if config.address else LOCAL_START_ATTEMPTS):
+                    continue
+                where = f"join the Ray cluster at {config.address}" if config.address else "start a local Ray"
+                raise UsageError(f"cannot {where}: {' '.join(str(exc).split())}") from None
         started = True
     try:
         yield min(_worker_count(config, ray.cluster_resources(), threads), films)
