@@ -126,3 +126,18 @@ def test_a_colour_photo_jpeg_is_still_refused(tmp_path):
     path.write_bytes(buf.tobytes())
     with pytest.raises(InputError, match="colour photograph"):
         load_image(path, model_size=128)
+
+
+def test_jpeg_reduced_decode_ignores_exif_orientation_like_the_full_one(tmp_path):
+    from PIL import Image
+
+    pixels = _film(1200, 700, bits=8)
+    pixels[:300] = 250  # a bright top band: rotated by 180 degrees it would be at the bottom
+    exif = Image.Exif()
+    exif[0x0112] = 3  # Orientation: rotate 180
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, quality=92, exif=exif)
+    eager = load_image(path)
+    lazy = load_image(path, model_size=128)
+    assert lazy.reduced is not None
+    assert eager.pixels[:300].mean() > 200 and lazy.reduced.pixels[:75].mean() > 200

@@ -76,6 +76,7 @@ class _FullResolution:
                 pixels = np.ascontiguousarray(pixels)
                 pixels.flags.writeable = False
                 self._pixels, self._digest = pixels, digest
+                self._decode = None  # lets go of the file's bytes
             return self._pixels, self._digest
 
     def get(self) -> tuple[np.ndarray, str]:

@@ -27,7 +27,7 @@ from .image import (
 from ..preprocess import Reduced
 
 #: OpenCV's JPEG reduced modes (libjpeg's scaled IDCT) by factor, in colour so that a colour
-#: photograph is still refused.
+#: photograph is still refused; EXIF orientation ignored, as by the full decode.
 _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
@@ -117,7 +117,7 @@ def _jpeg_reduced(path: str, data: bytes, max_pixels: int, min_side: int, model_
     if factor == 1 or width * height > max_pixels or min(width, height) < min_side:
         return None
     with _quiet_opencv():
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _JPEG_REDUCED[factor] | cv2.IMREAD_ANYDEPTH)
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _JPEG_REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
     if decoded is None or decoded.dtype != np.uint8 or decoded.shape[:2] != (-(-height // factor), -(-width // factor)):
         return None
     flags: list[str] = []
