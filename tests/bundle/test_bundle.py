@@ -139,7 +139,10 @@ def test_demo_bundle_loads_and_verifies():
     bundle = load_bundle()
     assert bundle.path == default_bundle_path()
     manifest = bundle.manifest
-    assert "synthetic" in manifest["training"]["data"].lower() and "phantom" in manifest["training"]["data"].lower()
+    data = manifest["training"]["data"].lower()
+    # what the shipped bundle learned from is said plainly: no annotated real film; DRRs, phantoms
+    assert "no annotated real film" in data and "drr" in data and "phantom" in data
+    assert "view" in manifest["models"]  # the film's region comes with a probability
     assert 256 <= bundle.preprocess.input_size <= 384
     total = sum(p.stat().st_size for p in bundle.path.iterdir())
     assert total <= 25 * 2**20, f"demo bundle is {total / 2**20:.1f} MiB"
@@ -169,8 +172,10 @@ def test_demo_bundle_models_follow_the_onnx_contract():
                 continue
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             assert [i.name for i in session.get_inputs()] == ["image"]
-            assert [o.name for o in session.get_outputs()] == outputs
-            result = session.run(None, {"image": image})
+            names = [o.name for o in session.get_outputs()]
+            # the Mask R-CNN class softmax is an optional fifth output (older bundles lack it)
+            assert names == outputs or (model == "maskrcnn" and names == [*outputs, "class_probs"])
+            result = session.run(None, {"image": image})[: len(outputs)]
             if model == "unet":
                 assert result[0].shape == (1, 1, size, size)
             else:

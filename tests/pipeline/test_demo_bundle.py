@@ -1,4 +1,4 @@
-"""The shipped demo bundle end to end on fresh phantoms it was never trained on (seed 900000+)."""
+"""The shipped bundle end to end on fresh realistic phantoms it was never trained on (seed 900000+)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_demo_bundle_segments_and_names_fresh_phantoms():
     from vertxnet.data.phantom import PhantomConfig, generate
     from vertxnet.pipeline import Pipeline
 
-    config = PhantomConfig(view="mixed", size=512, seed=TEST_SEED, difficulty="normal", style="classic")  # the renderer it was trained on
+    config = PhantomConfig(view="mixed", size=512, seed=TEST_SEED, difficulty="normal")  # the realistic renderer it trained on
     truth, pred, views = [], [], set()
     with Pipeline() as pipe:  # the shipped demo bundle, default backend
         for index in range(N_IMAGES):
@@ -34,8 +34,13 @@ def test_demo_bundle_segments_and_names_fresh_phantoms():
             predicted = result.to_record()
             predicted.image_id = record.image_id
             pred.append(predicted)
-    assert views == {"cervical", "lumbar"}
+    assert len(views) >= 3  # cervical, thoracic and lumbar regions all seen
     report = evaluate(truth, pred, config=EvalConfig(pair_by="id"))
     print(report.table())
-    assert report.dice_mean >= 0.85
-    assert report.identification_accuracy >= 0.90
+    print("detection", report.detection_rate, "identification", report.identification_accuracy, "dice", report.dice_mean)
+    # Floors a little under what the shipped bundle measures on these films (RESULTS.md): it is
+    # trained for real films, so on phantoms it finds nearly every body but withholds names it
+    # is unsure of (they count as not identified here).
+    assert report.detection_rate >= 0.90
+    assert report.dice_mean >= 0.55
+    assert report.identification_accuracy >= 0.60

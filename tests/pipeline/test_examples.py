@@ -18,6 +18,6 @@ def test_example_film_is_the_documented_phantom(view):
     path = EXAMPLES / f"{view}_phantom.png"
     assert path.stat().st_size <= 300_000
     loaded = load_image(path)
-    expected, record = generate(PhantomConfig(view=view, size=448, seed=7, difficulty="easy", style="classic"), 0)
+    expected, record = generate(PhantomConfig(view=view, size=448, seed=7, difficulty="easy"), 0)
     assert record.view == view
     np.testing.assert_array_equal(loaded.pixels, expected)

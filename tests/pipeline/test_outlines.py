@@ -13,7 +13,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lumbar_phantom.png
 
 @pytest.fixture(scope="module")
 def pipe():
-    with Pipeline() as p:
+    from vertxnet.pipeline import PipelineConfig
+
+    # the zipper, so that predict's names can be compared with zip_labels on the same outlines
+    with Pipeline(config=PipelineConfig(labelling="zipper")) as p:
         yield p
 
 
@@ -21,7 +24,9 @@ def test_predict_is_the_ensemble_of_the_outlines(pipe):
     raw = pipe.outlines(EXAMPLE)
     assert raw.unet and raw.detections
     assert [d.score for d in raw.detections] == sorted((d.score for d in raw.detections), reverse=True)
-    assert set(raw.timings_ms) == {"preprocess", "unet", "maskrcnn", "trace"}
+    view_model = "view" in pipe.bundle.manifest["models"]
+    assert set(raw.timings_ms) == {"preprocess", "unet", "maskrcnn", "trace", *(["view"] if view_model else [])}
+    assert (raw.view_probabilities is not None) == view_model
     cfg = pipe.config
     masks = ensemble(raw.unet, raw.detections,
                      eta=cfg.eta, lam=cfg.lam, tau=cfg.tau, ref_score=cfg.ref_score, min_area=cfg.min_area)
