@@ -237,7 +237,9 @@ def letterboxed(image: "np.ndarray | Reduced", config: PreprocessConfig) -> tupl
     lo, hi = _window_limits(gray)
     # Clip before resizing (as the window did before the resize at full scale): area averages of
     # clipped values, then the linear map to [0, 1], which commutes with averaging.
-    if gray.dtype.kind in "ui":
+    if gray.dtype == np.uint8:  # one table lookup, the fastest pass OpenCV has
+        clipped = cv2.LUT(gray, np.clip(np.arange(256), math.floor(lo), math.ceil(hi)).astype(np.uint8))
+    elif gray.dtype.kind in "ui":
         clipped = np.clip(gray, math.floor(lo), math.ceil(hi))
     else:
         clipped = np.clip(gray, lo, hi).astype(np.float32, copy=False)
