@@ -90,9 +90,9 @@ def load_image(
 
     ``max_pixels`` bounds width x height (checked from the header, before decoding);
     ``min_side`` is the smallest accepted width and height. ``model_size`` (the model input's
-    side) lets a JPEG 2000 DICOM or a JPEG at least twice that size be decoded 2, 4 or 8 times
-    smaller, never below the model input, for the networks (``LoadedImage.reduced``); its full-resolution pixels are then
-    decoded when first asked for.
+    side) lets a JPEG 2000 DICOM or a JPEG of at least four times that size be decoded 2, 4 or 8
+    times smaller for the networks, keeping twice the model input (``LoadedImage.reduced``); its
+    full-resolution pixels and hash are then decoded when first asked for, at most once.
     """
     if max_pixels < 1 or min_side < 1:
         raise ValueError(f"max_pixels and min_side must be positive, got {max_pixels} and {min_side}")
