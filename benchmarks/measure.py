@@ -25,7 +25,7 @@ outline are compared with the distances between the annotated corners (relative 
 film's annotated facing. The same morphometry run on the truth quadrilaterals themselves gives
 back their corner heights (a check of the conventions, printed too).
 
-    python3 benchmarks/measure.py phantoms --n 200 --seed 11 --json benchmarks/out/measure_phantoms.json
+    python3 benchmarks/measure.py phantoms --n 200 --seed 11 --json data/bench/measure_phantoms.json
     python3 benchmarks/measure.py real --films data/real/dev --truth ../shared/real-films/dev.coco.json
 """
 
