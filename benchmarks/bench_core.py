@@ -1,11 +1,17 @@
 """Benchmark of the geometry core: C++ ``ensemble`` + ``zip_labels`` against the shapely reference.
 
-Both run on the same generated realistic scenes in the same process (8-12 vertebrae per image,
-outlines of 100-300 vertices, contour-traced U-Net outlines with one fused two-vertebra blob,
-Mask R-CNN misses and false positives; see tests/core/core_scenes.py). Reports the median time
-per image over several repeats after a warm-up, and the ratio.
+All run on the same generated scenes in the same process. ``--cases normal``: realistic scenes
+(8-12 vertebrae per image, outlines of 100-300 vertices, contour-traced U-Net outlines with one
+fused two-vertebra blob, Mask R-CNN misses and false positives). ``--cases heavy``: held-out-like
+sets (7 U-Net outlines, two of them fused blobs, and 9 Mask R-CNN outlines of 400-600 vertices;
+see tests/core/core_scenes.py). Besides the readable reference twin, a tuned shapely baseline
+(benchmarks/tuned_shapely.py: vectorised geometries, STRtree candidates, exact box/area pruning,
+prepared geometries) runs the same rules; its masks must equal the core's. Also times the core's
+sequence decoder (``decode_labels``) on the ensemble's masks. Reports the median time per image
+over several repeats after a warm-up, and the ratios.
 
     PYTHONPATH=python python benchmarks/bench_core.py --images 20 --repeats 7 --json out.json
+    PYTHONPATH=python python benchmarks/bench_core.py --cases heavy --images 10
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "core"))  # the scene generator shared with the core tests
 sys.path.insert(0, str(ROOT / "tests" / "oracle"))  # the shapely reference twin of the core
 
-from core_scenes import make_scene  # noqa: E402
+from core_scenes import make_heavy_scene, make_scene  # noqa: E402
 
 import vertxnet.core as core  # noqa: E402
 from vertxnet.files import atomic_write  # noqa: E402
 import reference  # noqa: E402
+import tuned_shapely  # noqa: E402
 
 
 @dataclass
@@ -45,6 +52,7 @@ class BenchConfig:
     vertices: int = 200  # vertices of smooth Mask R-CNN outlines
     mrcnn_outlines: str = "traced"  # "traced" (as the pipeline produces them) or "smooth" (no straight runs)
     threads: int = 8  # for the GIL check: the same work split over this many threads
+    cases: str = "normal"  # "normal" or "heavy"
 
 
 @dataclass
@@ -56,6 +64,10 @@ def make_scenes(config: BenchConfig) -> list[Scene]:
     rng = np.random.default_rng(config.seed)
     scenes = []
     for _ in range(config.images):
+        if config.cases == "heavy":
+            s = make_heavy_scene(rng, traced_mrcnn=config.mrcnn_outlines == "traced")
+            scenes.append(Scene((s.unet, s.detections)))
+            continue
         s = make_scene(rng, fuse=True, traced=True, traced_mrcnn=config.mrcnn_outlines == "traced",
                        vertices=config.vertices,
                        misses=int(rng.integers(1, 3)), false_positives=int(rng.integers(1, 3)))
@@ -86,6 +98,16 @@ def run_cpp(args: tuple):
 
 def run_reference(args: tuple):
     return reference.zip_labels(reference.ensemble(*args))
+
+
+def run_cpp_ensemble(args: tuple):
+    return core.ensemble(*args)
+
+
+def run_tuned(args: tuple):
+    unet, detections = args
+    return tuned_shapely.ensemble(unet, [d.polygon for d in detections], [d.cls for d in detections],
+                                  [d.score for d in detections], union_ring=reference._outer_ring)
 
 
 def threaded_speedup(scenes: Sequence[Scene], threads: int) -> dict:
@@ -126,9 +148,20 @@ def run_benchmark(config: BenchConfig) -> dict:
         expected = [(m.source, m.cls) for m in reference.ensemble(*s.args)]
         if got != expected:
             raise RuntimeError("C++ core and reference disagree on a benchmark scene")
+    for s in scenes:  # the tuned baseline must give the same masks
+        got = [(m.source, m.cls, m.unet_index, m.mrcnn_index) for m in core.ensemble(*s.args)]
+        if got != [t[:4] for t in run_tuned(s.args)]:
+            raise RuntimeError("C++ core and the tuned shapely baseline disagree on a benchmark scene")
     cpp, cpp_cpu = per_image_us(run_cpp, scenes, config.repeats, config.warmup)
+    ens, ens_cpu = per_image_us(run_cpp_ensemble, scenes, config.repeats, config.warmup)
+    tuned, tuned_cpu = per_image_us(run_tuned, scenes, config.reference_repeats, 1)
     ref, ref_cpu = per_image_us(run_reference, scenes, config.reference_repeats, 1)
+    masks = {id(s): core.ensemble(*s.args) for s in scenes}
+    dec, dec_cpu = per_image_us(lambda args: core.decode_labels(masks[args]), [Scene(id(s)) for s in scenes],
+                                config.repeats, config.warmup)
     cpp_median, ref_median = statistics.median(cpp), statistics.median(ref)
+    timing = lambda wall, cpu: {"median": statistics.median(wall), "passes": wall,  # noqa: E731
+                                "cpu_median": statistics.median(cpu), "cpu_passes": cpu}
     vertices = [len(p) for s in scenes for p in (*s.args[0], *(d.polygon for d in s.args[1]))]
     return {
         "config": asdict(config),
@@ -143,7 +176,12 @@ def run_benchmark(config: BenchConfig) -> dict:
                              "cpu_passes": cpp_cpu},
         "reference_us_per_image": {"median": ref_median, "passes": ref, "cpu_median": statistics.median(ref_cpu),
                                    "cpu_passes": ref_cpu},
+        "cpp_ensemble_us_per_image": timing(ens, ens_cpu),
+        "tuned_shapely_us_per_image": timing(tuned, tuned_cpu),
+        "decode_labels_us_per_image": timing(dec, dec_cpu),
         "speedup_vs_reference": ref_median / cpp_median,
+        "ensemble_speedup_vs_tuned": statistics.median(tuned) / statistics.median(ens),
+        "ensemble_cpu_speedup_vs_tuned": statistics.median(tuned_cpu) / statistics.median(ens_cpu),
         "cpu_speedup_vs_reference": statistics.median(ref_cpu) / statistics.median(cpp_cpu),
         "threads": threaded_speedup(scenes, config.threads),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
@@ -157,9 +195,15 @@ def print_table(result: dict) -> None:
           f"Mask R-CNN outlines each, {s['vertices_min']}-{s['vertices_max']} vertices "
           f"(median {s['vertices_median']:.0f})")
     print(f"{'implementation':<28}{'median us/image':>18}{'CPU us/image':>15}")
-    for name, key in (("C++ core (ensemble+zip)", "cpp_us_per_image"), ("shapely reference", "reference_us_per_image")):
+    for name, key in (("C++ core (ensemble+zip)", "cpp_us_per_image"), ("C++ ensemble", "cpp_ensemble_us_per_image"),
+                      ("C++ decode_labels", "decode_labels_us_per_image"),
+                      ("tuned shapely ensemble", "tuned_shapely_us_per_image"),
+                      ("shapely reference", "reference_us_per_image")):
         print(f"{name:<28}{result[key]['median']:>18.1f}{result[key]['cpu_median']:>15.1f}")
-    print(f"speed-up: {result['speedup_vs_reference']:.1f}x wall, {result['cpu_speedup_vs_reference']:.1f}x CPU")
+    print(f"speed-up vs reference (ensemble+zip): {result['speedup_vs_reference']:.1f}x wall, "
+          f"{result['cpu_speedup_vs_reference']:.1f}x CPU")
+    print(f"ensemble speed-up vs tuned shapely: {result['ensemble_speedup_vs_tuned']:.1f}x wall, "
+          f"{result['ensemble_cpu_speedup_vs_tuned']:.1f}x CPU")
     t = result["threads"]
     print(f"{t['threads']} threads vs sequential on {t['cpus']} CPUs: {t['speedup']:.2f}x "
           f"(load average {result['machine']['load_average'][0]:.1f})")
@@ -182,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mrcnn-outlines", choices=["traced", "smooth"], default=defaults.mrcnn_outlines,
                         help="Mask R-CNN outlines contour-traced like the pipeline's (default) or smooth "
                              "--vertices-gons")
+    parser.add_argument("--cases", choices=["normal", "heavy"], default=defaults.cases,
+                        help="realistic scenes (default) or heavy held-out-like outline sets")
     parser.add_argument("--json", type=Path, help="write the full result here")
     args = parser.parse_args(argv)
     if min(args.images, args.repeats, args.reference_repeats, args.threads) < 1 or args.warmup < 0 or not (
@@ -190,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "--vertices in 100..300", file=sys.stderr)
         return 2
     config = BenchConfig(args.images, args.repeats, args.reference_repeats, args.warmup, args.seed, args.vertices,
-                         args.mrcnn_outlines, args.threads)
+                         args.mrcnn_outlines, args.threads, args.cases)
     result = run_benchmark(config)
     print_table(result)
     if args.json:
