@@ -326,11 +326,18 @@ std::vector<DirectedEdge> noded_edges(const Paths& rings) {
             inside.clear();
             const cInt x0 = std::min(q.X, t.X), x1 = std::max(q.X, t.X);
             const cInt y0 = std::min(q.Y, t.Y), y1 = std::max(q.Y, t.Y);
-            auto it = std::lower_bound(vertices.begin(), vertices.end(), IntPoint(x0, y0), point_less);
-            for (; it != vertices.end() && it->X <= x1; ++it) {
+            auto it = vertices.begin();
+            // Clipper rounds the points where edges meet to the grid, so a part touching an
+            // edge may end up to one grid step beside it: such a vertex counts as on the edge.
+            const double dx = static_cast<double>(t.X - q.X), dy = static_cast<double>(t.Y - q.Y);
+            const double length2 = dx * dx + dy * dy;
+            it = std::lower_bound(vertices.begin(), vertices.end(), IntPoint(x0 - 1, y0 - 1), point_less);
+            for (; it != vertices.end() && it->X <= x1 + 1; ++it) {
                 const IntPoint& p = *it;
-                if (p.Y < y0 || p.Y > y1 || p == q || p == t) continue;
-                if (orientation(q, t, p) == 0) inside.push_back(p);
+                if (p.Y < y0 - 1 || p.Y > y1 + 1 || p == q || p == t) continue;
+                const double px = static_cast<double>(p.X - q.X), py = static_cast<double>(p.Y - q.Y);
+                const double along = px * dx + py * dy, cross = dx * py - dy * px;
+                if (along > 0.0 && along < length2 && cross * cross <= length2) inside.push_back(p);
             }
             // Order the split points from q to t.
             std::sort(inside.begin(), inside.end(), [&](const IntPoint& a, const IntPoint& b) {
@@ -427,6 +434,31 @@ Path outline_of(const Paths& outers) {
             back = IntPoint(at.X - next->to.X, at.Y - next->to.Y);
             at = next->to;
         }
+        // A vertex snapped onto a nearby edge can leave a zero-width spike: fold it away.
+        Path clean;
+        clean.reserve(ring.size());
+        auto folds = [](const IntPoint& a, const IntPoint& b, const IntPoint& c) {
+            return a == b || b == c ||
+                   (orientation(a, b, c) == 0 && (b.X - a.X) * (c.X - b.X) + (b.Y - a.Y) * (c.Y - b.Y) < 0);
+        };
+        for (const IntPoint& p : ring) {
+            clean.push_back(p);
+            while (clean.size() >= 3 && folds(clean[clean.size() - 3], clean[clean.size() - 2], clean.back())) {
+                clean.erase(clean.end() - 2);
+            }
+        }
+        for (bool changed = true; changed && clean.size() >= 3;) {
+            changed = false;
+            const size_t n = clean.size();
+            if (folds(clean[n - 2], clean[n - 1], clean[0])) {
+                clean.pop_back();
+                changed = true;
+            } else if (folds(clean[n - 1], clean[0], clean[1])) {
+                clean.erase(clean.begin());
+                changed = true;
+            }
+        }
+        ring = clean.size() >= 3 ? std::move(clean) : Path{};
         const double area = closed ? signed_area_px2(ring) : 0.0;
         if (area > best_area) {
             best_area = area;
