@@ -259,19 +259,26 @@ def _check(config: BatchConfig) -> Any:
 
 
 def _check_bundle(config: BatchConfig, bundle: Any) -> None:
-    """The backend and precision asked for exist here (on a cluster the workers decide)."""
-    from ..runtime import BackendUnavailable, resolve_backend
+    """The backend and precision asked for exist here, by the same rules as the plain CLI
+    (vertxnet.runtime.registry.select_backend); on a cluster, or with GPUs per worker, the
+    workers decide the backend, and only the precision against the bundle's variants is checked."""
+    from ..runtime import BackendUnavailable
+    from ..runtime.registry import model_precisions, select_backend
 
     infer = config.infer
-    backend = infer.backend
     if config.address is None and config.gpus_per_worker == 0:
         try:
-            backend = resolve_backend(infer.backend, bundle)
-        except BackendUnavailable as exc:
+            select_backend(infer.backend, bundle, infer.precision)
+        except (BackendUnavailable, ValueError) as exc:
             raise UsageError(str(exc)) from None
-    if infer.precision != "fp32" and backend != "tensorrt":
-        if not any(infer.precision in bundle.variants(m) for m in ("unet", "maskrcnn")):
-            raise UsageError(f"bundle {bundle.path} has no {infer.precision} variant of either model")
+        return
+    try:
+        wanted = model_precisions(infer.precision)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for model, precision in wanted.items():
+        if precision != "fp32" and infer.backend != "tensorrt" and precision not in bundle.variants(model):
+            raise UsageError(f"bundle {bundle.path} has no {precision} variant of the {model}")
 
 
 @contextmanager
