@@ -61,6 +61,25 @@ def test_engine_ray_writes_the_plain_engines_files_with_progress_and_a_summary(l
     assert _outputs(out) == _outputs(plain)
 
 
+@pytest.mark.ray
+def test_engine_ray_writes_each_output_on_its_own_as_the_plain_engine_does(local_ray, films, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in sorted(films.iterdir())[:2]:
+        shutil.copy(f, folder / f.name)
+    args = ("--format", "json,dicom-seg", "--no-timings", "-q")  # a PNG film has no SEG
+    plain, out = tmp_path / "plain", tmp_path / "ray"
+    assert infer.main([str(folder), *args, "-o", str(plain)]) == 1
+    plain_err = capsys.readouterr().err
+    assert infer.main([str(folder), *args, "-o", str(out), "--engine", "ray", "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert _outputs(out) == _outputs(plain) and sorted(_outputs(out)) == sorted(f"{f.stem}.json" for f in folder.iterdir())
+    for f in folder.iterdir():
+        line = f"error: {f}: {f.stem}.seg.dcm not written: "
+        assert line in err and line in plain_err
+        assert f"{f.stem}.seg.dcm not written" in (out / "failures.csv").read_text()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

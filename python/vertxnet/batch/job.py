@@ -390,6 +390,8 @@ def _publish(
     })  # fmt: skip
     published.add(stem)
     summary.written += 1
+    for name, reason in staged.get("refused", ()):
+        _fail(summary, Failure(path, "write", f"{name} not written: {reason}"), stderr)
     return FilmOutcome(stem, path, "written", worker)
 
 

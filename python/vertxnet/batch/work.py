@@ -123,7 +123,7 @@ class FilmInference:
         row = {**row, "worker": self.pid}
         if row["status"] != "decoded":
             return row
-        from ..cli.infer import SUFFIXES, render_outputs
+        from ..cli.infer import SUFFIXES, refusal_reason, render_each
         from ..files import atomic_write as write_atomic
 
         loaded, decode_ms = pickle.loads(row["payload"])
@@ -134,10 +134,13 @@ class FilmInference:
             result.timings_ms["decode"] = decode_ms
         except Exception as exc:  # noqa: BLE001
             return _failed(row, "infer", _reason(exc))
-        try:
-            payloads = render_outputs(result, self.settings.formats, mask_bits=self.settings.mask_bits, timings=self.settings.timings)
-        except Exception as exc:  # noqa: BLE001
-            return _failed(row, "infer", _reason(exc))
+        # Each output is made or refused on its own, as vertx-infer does: a refused one (a SEG
+        # of a non-DICOM film, say) is reported by the driver and costs the film nothing else.
+        made = render_each(result, self.settings.formats, mask_bits=self.settings.mask_bits, timings=self.settings.timings)
+        payloads = {fmt: data for fmt, data in made.items() if isinstance(data, bytes)}
+        refused = [(f"{row['stem']}{SUFFIXES[fmt]}", refusal_reason(data)) for fmt, data in made.items() if not isinstance(data, bytes)]
+        if not payloads:
+            return _failed(row, "infer", "; ".join(f"{name} not written: {reason}" for name, reason in refused))
         attempt = self.staging / uuid.uuid4().hex
         names = [f"{row['stem']}{SUFFIXES[fmt]}" for fmt in payloads]
         try:
@@ -149,6 +152,7 @@ class FilmInference:
         record = {
             "staged": str(attempt),
             "files": names,
+            "refused": refused,
             "view": result.view,
             "reference": result.reference,
             "flags": list(result.flags),
