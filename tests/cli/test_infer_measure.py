@@ -34,10 +34,7 @@ SPACING = 0.15  # mm, the DICOM factory's
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     import synthetic_bundle as sb
-    from vertxnet.preprocess import letterbox
-
-    _, box = letterbox(np.zeros((HEIGHT, WIDTH), np.float32), SIZE)
-    boxes = np.array([box.to_model(np.array([[x0, y0], [x1, y1]], float)).reshape(-1) for x0, y0, x1, y1 in BLOCKS])
+    boxes = sb.model_boxes_for(BLOCKS, WIDTH, HEIGHT, SIZE)
     return sb.write_bundle(tmp_path_factory.mktemp("cli") / "bundle", SIZE, boxes, [0.9] * 5, [2, 1, 1, 1, 1])
 
 

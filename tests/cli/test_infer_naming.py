@@ -26,10 +26,7 @@ LABELS = ["C2", "C3", "C4", "C5", "C6"]
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     import synthetic_bundle as sb
-    from vertxnet.preprocess import letterbox
-
-    _, box = letterbox(np.zeros((HEIGHT, WIDTH), np.float32), SIZE)
-    boxes = np.array([box.to_model(np.array([[x0, y0], [x1, y1]], float)).reshape(-1) for x0, y0, x1, y1 in BLOCKS])
+    boxes = sb.model_boxes_for(BLOCKS, WIDTH, HEIGHT, SIZE)
     return sb.write_bundle(tmp_path_factory.mktemp("naming") / "bundle", SIZE, boxes, [0.95] * 5, [2, 1, 1, 1, 1])
 
 

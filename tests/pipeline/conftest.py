@@ -25,18 +25,11 @@ class Scene:
     bundle: Path
 
 
-def model_boxes_for(blocks, width: int, height: int, size: int) -> np.ndarray:
-    from vertxnet.preprocess import letterbox
-
-    _, box = letterbox(np.zeros((height, width), np.float32), size)
-    return np.array([box.to_model(np.array([[x0, y0], [x1, y1]], float)).reshape(-1) for x0, y0, x1, y1 in blocks])
-
-
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory) -> Scene:
     import synthetic_bundle as sb
 
-    boxes = model_boxes_for(BLOCKS, WIDTH, HEIGHT, SIZE)
+    boxes = sb.model_boxes_for(BLOCKS, WIDTH, HEIGHT, SIZE)
     bundle = sb.write_bundle(tmp_path_factory.mktemp("bundle") / "synthetic", SIZE, boxes, [0.9] * 5, [2, 1, 1, 1, 1])
     return Scene(sb.blocks_image(WIDTH, HEIGHT, BLOCKS), BLOCKS, boxes, bundle)
 

@@ -95,6 +95,14 @@ def write_bundle(root: Path, size: int, boxes, scores, labels, mask_probs=None, 
     return root
 
 
+def model_boxes_for(blocks, width: int, height: int, size: int) -> np.ndarray:
+    """The blocks (x0, y0, x1, y1 in film pixels) as boxes in the letterboxed model input."""
+    from vertxnet.preprocess import letterbox
+
+    _, box = letterbox(np.zeros((height, width), np.float32), size)
+    return np.array([box.to_model(np.array([[x0, y0], [x1, y1]], float)).reshape(-1) for x0, y0, x1, y1 in blocks])
+
+
 def blocks_image(width: int, height: int, blocks: list[tuple[int, int, int, int]], *, dtype=np.uint16, seed: int = 0) -> np.ndarray:
     """Dark image with bright axis-aligned blocks (x0, y0, x1, y1, pixel-index bounds, end exclusive)."""
     rng = np.random.default_rng(seed)

@@ -29,10 +29,7 @@ BLOCKS = [(100, 40 + 70 * i, 200, 90 + 70 * i) for i in range(5)]
 @pytest.fixture()
 def scene(tmp_path):
     import synthetic_bundle as sb
-    from vertxnet.preprocess import letterbox
-
-    _, box = letterbox(np.zeros((HEIGHT, WIDTH), np.float32), SIZE)
-    boxes = np.array([box.to_model(np.array([[x0, y0], [x1, y1]], float)).reshape(-1) for x0, y0, x1, y1 in BLOCKS])
+    boxes = sb.model_boxes_for(BLOCKS, WIDTH, HEIGHT, SIZE)
     root = sb.write_bundle(tmp_path / "bundle", SIZE, boxes, [0.9] * 5, [2, 1, 1, 1, 1])
     return root, sb.blocks_image(WIDTH, HEIGHT, BLOCKS)
 
