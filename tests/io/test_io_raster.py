@@ -49,6 +49,24 @@ def test_lossless_round_trip(tmp_path, ext, bits):
     assert image.sha256 == _sha(stored)
 
 
+def test_raster_hash_waits_for_its_first_use_and_equals_the_eager_one(tmp_path):
+    """The pixel hash of a PNG is computed when asked for, or in the background from prefetch()
+    (the pipeline starts it beside the networks): either way the hash of the stored samples."""
+    stored = radiograph(bits=8)
+    path = _write(tmp_path / "film.png", stored)
+    image = load_image(path)
+    assert image._full._digest is None  # decoded, not yet hashed
+    np.testing.assert_array_equal(image.pixels, stored)  # the pixels do not wait for the hash
+    assert image.sha256 == _sha(stored)
+    background = load_image(path)
+    background.prefetch()
+    assert background.sha256 == _sha(stored)
+    up, down = np.clip(stored.astype(int) + 12, 0, 255), np.clip(stored.astype(int) - 12, 0, 255)
+    rgb = np.stack([stored, up, down], axis=-1).astype(np.uint8)  # a gray film saved as RGB
+    colour = load_image(_write(tmp_path / "colour.png", rgb[..., ::-1].copy()))  # cv2 writes BGR
+    assert colour.sha256 == _sha(rgb)  # hashed in R, G, B order
+
+
 def test_jpeg_round_trip(tmp_path):
     stored = radiograph(bits=8)
     image = load_image(_write(tmp_path / "film.jpg", stored, ".jpg"))

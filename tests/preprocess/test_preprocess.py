@@ -101,3 +101,23 @@ def test_model_scale_canvas_matches_the_full_scale_one():
     slow, slow_box = letterboxed_full_scale(film, config)
     assert box == slow_box
     assert np.abs(fast - slow).mean() < 2e-3 and np.abs(fast - slow).max() < 0.03
+
+
+def test_large_films_are_block_averaged_first_and_land_where_one_resize_puts_them():
+    """A film over BLOCK_OVERSAMPLING x the input is averaged over 2 x 2 (or larger) blocks
+    before the model-scale resize: the canvas stays within the tolerance of one area resize and
+    a bright square lands on the same model pixels."""
+    import vertxnet.preprocess as pp
+
+    rng = np.random.default_rng(6)
+    film = cv2.GaussianBlur(rng.integers(0, 4096, size=(2001, 1333)).astype(np.float32), (0, 0), 6).astype(np.uint16)
+    film[1400:1650, 300:700] = 4095  # odd sizes: the last partial block row and column are left out
+    config = PreprocessConfig(input_size=160)
+    assert pp.reduction_factor(1333, 2001, 160, oversampling=pp.BLOCK_OVERSAMPLING) == 2
+    fast, box = pp.letterboxed(film, config)
+    slow, slow_box = pp.letterboxed_full_scale(film, config)
+    assert box == slow_box
+    assert np.abs(fast - slow).mean() < 2e-3 and np.abs(fast - slow).max() < 0.03
+    bright = lambda c: np.argwhere(c > 0.99)  # noqa: E731
+    np.testing.assert_array_equal(bright(fast).min(axis=0), bright(slow).min(axis=0))
+    np.testing.assert_array_equal(bright(fast).max(axis=0), bright(slow).max(axis=0))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..preprocess import Reduced, colour_to_gray
+from ..preprocess import REDUCED_OVERSAMPLING, Reduced, colour_to_gray, reduction_factor  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import pydicom
@@ -33,11 +33,14 @@ SOURCE_FORMATS = ("png", "jpeg", "tiff", "dicom", "array")
 
 class _FullResolution:
     """The full-resolution pixels and their sha256: given, or decoded at most once, on first use
-    or in the background (:meth:`start`), whichever comes first. Thread-safe."""
+    or in the background (:meth:`start`), whichever comes first. The digest may also be pending
+    while the pixels are at hand (``digest_of``): it is then hashed on first use or in the
+    background, so that the networks need not wait for it. Thread-safe."""
 
     def __init__(self, pixels: np.ndarray | None = None, digest: str | None = None,
-                 decode: Callable[[], tuple[np.ndarray, str]] | None = None):
-        self._pixels, self._digest, self._decode = pixels, digest, decode
+                 decode: Callable[[], tuple[np.ndarray, str]] | None = None,
+                 digest_of: Callable[[], str] | None = None):
+        self._pixels, self._digest, self._decode, self._digest_of = pixels, digest, decode, digest_of
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -54,9 +57,9 @@ class _FullResolution:
         self.__init__(state["pixels"], state["digest"])
 
     def start(self) -> None:
-        """Decode in a background thread now (no-op when decoded or already started)."""
+        """Decode (or hash) in a background thread now (no-op when done or already started)."""
         with self._lock:
-            if self._pixels is not None or self._thread is not None:
+            if self._digest is not None or self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._run, name="vertxnet-full-decode", daemon=True)
             self._thread.start()
@@ -69,23 +72,35 @@ class _FullResolution:
 
     def _get(self) -> tuple[np.ndarray, str]:
         with self._lock:
-            if self._pixels is None:
+            if self._digest is None:
                 if self._error is not None:
                     raise self._error
-                pixels, digest = self._decode()
-                pixels = np.ascontiguousarray(pixels)
-                pixels.flags.writeable = False
-                self._pixels, self._digest = pixels, digest
-                self._decode = None  # lets go of the file's bytes
+                if self._pixels is None:
+                    pixels, digest = self._decode()
+                    pixels = np.ascontiguousarray(pixels)
+                    pixels.flags.writeable = False
+                    self._pixels, self._digest = pixels, digest
+                    self._decode = None  # lets go of the file's bytes
+                else:
+                    self._digest = self._digest_of()
+                    self._digest_of = None  # lets go of the stored samples
             return self._pixels, self._digest
 
-    def get(self) -> tuple[np.ndarray, str]:
+    def _join(self) -> None:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
             if self._error is not None:
                 raise self._error
+
+    def get(self) -> tuple[np.ndarray, str]:
+        self._join()
         return self._get()
+
+    def pixels(self) -> np.ndarray:
+        """The pixels, without waiting for a pending digest."""
+        pixels = self._pixels
+        return pixels if pixels is not None else self.get()[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +130,7 @@ class LoadedImage:
 
     @property
     def pixels(self) -> np.ndarray:
-        return self._full.get()[0]
+        return self._full.pixels()
 
     @property
     def sha256(self) -> str:
@@ -127,7 +142,8 @@ class LoadedImage:
         return self._full.decoded
 
     def prefetch(self) -> None:
-        """Start decoding the full-resolution pixels in the background (no-op when in memory)."""
+        """Start decoding the full-resolution pixels (or hashing them) in the background (no-op
+        when done)."""
         self._full.start()
 
     def model_input(self) -> np.ndarray | Reduced:
@@ -150,7 +166,11 @@ class _Unusable(Exception):
         self.reason = reason
 
 
-def _make(pixels, path, bits, spacing, flags, digest, fmt, ds) -> LoadedImage:
+def _make(pixels, path, bits, spacing, flags, digest, fmt, ds, digest_of: Callable[[], str] | None = None) -> LoadedImage:
+    """A LoadedImage of decoded ``pixels``; ``digest`` given, or computed by ``digest_of`` when
+    first asked for or in the background (:meth:`LoadedImage.prefetch`)."""
+    if (digest is None) == (digest_of is None):
+        raise TypeError("give the digest or a way to compute it, not both")
     pixels = np.ascontiguousarray(pixels)
     pixels.flags.writeable = False
     return LoadedImage(
@@ -162,7 +182,7 @@ def _make(pixels, path, bits, spacing, flags, digest, fmt, ds) -> LoadedImage:
         flags=tuple(dict.fromkeys(flags)),
         source_format=fmt,
         dicom=ds,
-        _full=_FullResolution(pixels, digest),
+        _full=_FullResolution(pixels, digest, digest_of=digest_of),
     )
 
 
@@ -181,23 +201,6 @@ def _make_reduced(reduced: Reduced, decode_full: Callable[[], tuple[np.ndarray, 
         reduced=reduced,
         _full=_FullResolution(decode=decode_full),
     )
-
-
-#: A reduced decode keeps at least this many pixels per model-input pixel along the longer side,
-#: so that the last resize still averages (the networks then see what a full-resolution area
-#: resize gives them: polygon IoU >= 0.98 against it on phantoms, tests/pipeline/test_model_scale.py).
-REDUCED_OVERSAMPLING = 2
-
-
-def reduction_factor(width: int, height: int, model_size: int | None, max_factor: int = 8) -> int:
-    """The largest power of two (at most ``max_factor``) by which a ``width`` x ``height`` film
-    can be decoded and keep REDUCED_OVERSAMPLING x the model input (``model_size``) on its longer side."""
-    if not model_size:
-        return 1
-    factor = 1
-    while factor * 2 <= max_factor and max(width, height) / (factor * 2) >= REDUCED_OVERSAMPLING * model_size:
-        factor *= 2
-    return factor
 
 
 def _sha256_pixels(arr: np.ndarray) -> str:

@@ -90,10 +90,6 @@ def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: in
             raise _Unusable(f"unsupported {name} with {decoded.shape[2]} channels")
         if decoded.dtype.kind == "f" and not np.all(np.isfinite(decoded)):
             raise _Unusable("image has non-finite pixel values")
-        stored = decoded
-        if stored.ndim == 3:  # hash colour in RGB(A) order, as any other reader would give it
-            stored = stored[..., [2, 1, 0, 3][: stored.shape[2]]]
-        digest = _sha256_pixels(stored)
         gray = _normalise_dtype(_to_gray(decoded, "BGR", flags))
         _check_size(gray.shape[1], gray.shape[0], min_side)
         _check_not_constant(gray)
@@ -101,7 +97,15 @@ def _load_raster(path: str, data: bytes, fmt: str, max_pixels: int, min_side: in
         raise InputError(path, exc.reason) from None
     flags.append("no_pixel_spacing")
     bits = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(decoded.dtype)
-    return _make(gray, path, bits, None, flags, digest, fmt, None)
+    # The hash waits for whoever needs it (the pipeline starts it beside the networks).
+    return _make(gray, path, bits, None, flags, None, fmt, None, digest_of=lambda: _stored_digest(decoded))
+
+
+def _stored_digest(decoded: np.ndarray) -> str:
+    """sha256 of the samples as stored: colour in RGB(A) order, as any other reader gives it."""
+    if decoded.ndim == 3:
+        decoded = decoded[..., [2, 1, 0, 3][: decoded.shape[2]]]
+    return _sha256_pixels(decoded)
 
 
 
