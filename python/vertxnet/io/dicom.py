@@ -171,7 +171,6 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
             raise _Unusable(f"cannot decode DICOM pixel data ({ts_name}): {_one_line(exc)}") from None
         if stored.shape[:2] != (rows, cols):
             raise _Unusable(f"DICOM pixel data has shape {stored.shape}, expected {rows}x{cols}")
-        digest = _sha256_pixels(stored)
         if stored.ndim == 3:
             pixels = _normalise_dtype(_to_gray(stored, "RGB", flags))
             _check_size(cols, rows, min_side)
@@ -188,7 +187,8 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
     except Exception as exc:  # noqa: BLE001 - pydicom parses elements lazily; damage surfaces here
         raise InputError(path, f"DICOM file is corrupt ({_one_line(exc)})") from None
     del ds.PixelData  # keep only the header as the reference for DICOM SEG
-    return _make(pixels, path, bits_stored, spacing, flags, digest, "dicom", ds)
+    # The hash of the stored values waits for whoever needs it (the pipeline starts it beside the networks).
+    return _make(pixels, path, bits_stored, spacing, flags, None, "dicom", ds, digest_of=lambda: _sha256_pixels(stored))
 
 
 def _spacing(ds, flags: list[str]) -> tuple[float, float] | None:
