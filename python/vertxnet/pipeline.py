@@ -437,9 +437,10 @@ class Pipeline:
                 pixel_spacing_mm=spacing, image=loaded.pixels, dicom=loaded.dicom,
             )  # fmt: skip
             timings["measure"] = _ms_since(t)
+        digest = loaded.sha256  # waits for a full-resolution decode still running beside the rest
         timings["total"] = decode_ms + _ms_since(t_start)
         return Result(
-            input=InputInfo(loaded.path, loaded.width, loaded.height, spacing, loaded.sha256),
+            input=InputInfo(loaded.path, loaded.width, loaded.height, spacing, digest),
             view=view,
             view_probability=view_probability,
             reference=None if labelling.reference == "none" else labelling.reference,

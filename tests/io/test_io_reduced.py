@@ -81,6 +81,51 @@ def test_full_resolution_is_decoded_once_even_from_several_threads(tmp_path, mon
     assert len(calls) == 1 and len(set(seen)) == 1
 
 
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_full_resolution_frame_beside_the_networks_comes_from_opencv_with_pydicoms_values(tmp_path, monkeypatch, bits):
+    """The deferred full-resolution decode of a JPEG 2000 DICOM goes through OpenCV (which
+    releases the GIL) and gives exactly the stored values pydicom's own plugins give."""
+    import vertxnet.io.dicom as dicom_module
+
+    ds = make_dataset(_film(600, 400, bits=bits), bits_stored=bits)
+    path = write(compressed(ds, JPEG2000Lossless), tmp_path / "film.dcm")
+    eager = load_image(path)  # pydicom's plugins (the eager path)
+    used = []
+    real = dicom_module.decode_full
+    monkeypatch.setattr(dicom_module, "decode_full", lambda *a: used.append(real(*a)) or used[-1])
+    lazy = load_image(path, model_size=128)
+    lazy.prefetch()
+    assert lazy.sha256 == eager.sha256
+    np.testing.assert_array_equal(lazy.pixels, eager.pixels)
+    assert len(used) == 1 and used[0] is not None  # OpenCV gave the frame
+
+
+def test_openjpeg_threads_follow_the_cores_unless_the_user_chose(monkeypatch):
+    from vertxnet.io import jpeg2000
+
+    monkeypatch.delenv("OPJ_NUM_THREADS", raising=False)
+    jpeg2000._openjpeg_threads()
+    import os
+
+    assert int(os.environ["OPJ_NUM_THREADS"]) >= 1
+    monkeypatch.setenv("OPJ_NUM_THREADS", "1")
+    jpeg2000._openjpeg_threads()
+    assert os.environ["OPJ_NUM_THREADS"] == "1"
+
+
+def test_signed_or_colour_frames_are_left_to_pydicom():
+    from openjpeg import encode
+
+    from vertxnet.io.jpeg2000 import decode_full
+
+    film = _film(300, 200)
+    stream = encode(film, bits_stored=12, photometric_interpretation=2, use_mct=False)
+    np.testing.assert_array_equal(decode_full(stream, 200, 300, np.uint16), film)
+    assert decode_full(stream, 201, 300, np.uint16) is None  # not the DICOM's Rows/Columns
+    signed = encode(film.astype(np.int16) - 2048, bits_stored=12, photometric_interpretation=2, use_mct=False)
+    assert decode_full(signed, 200, 300, np.uint16) is None
+
+
 def test_other_dicom_syntaxes_and_small_films_decode_at_full_resolution(tmp_path):
     rle = write(compressed(make_dataset(_film(600, 400), bits_stored=12), RLELossless), tmp_path / "rle.dcm")
     assert load_image(rle, model_size=128).reduced is None

@@ -96,3 +96,27 @@ def test_dicom_seg_needs_a_dicom_input(pipeline, scene):
     result = pipeline.predict(scene.image)
     with pytest.raises(InputError, match="dicom-seg needs a DICOM input"):
         result.to_dicom_seg()
+
+
+def test_total_time_includes_the_full_resolution_decode_beside_the_networks(pipeline, scene, tmp_path, monkeypatch):
+    """A JPEG 2000 film decoded at a reduced level for the networks still needs its full
+    resolution for the pixel hash: timings_ms.total is the whole predict, waiting included."""
+    import time
+
+    import vertxnet.io.dicom as dicom_module
+    from vertxnet.io import load_image
+
+    big = np.repeat(np.repeat(_pixels(scene, 12), 2, axis=0), 2, axis=1)  # same letterbox, 2x the pixels
+    path = write(compressed(make_dataset(big, bits_stored=12), pydicom.uid.JPEG2000Lossless), tmp_path / "big.dcm")
+    assert load_image(path, model_size=pipeline.bundle.preprocess.input_size).reduced is not None
+    real = dicom_module.decode_full
+
+    def slow(*args):
+        time.sleep(0.3)
+        return real(*args)
+
+    monkeypatch.setattr(dicom_module, "decode_full", slow)
+    result = pipeline.predict(path)
+    assert result.timings_ms["total"] >= 300.0
+    assert result.input.sha256 == load_image(path).sha256
+    assert [v.label for v in result.vertebrae] == ["C2", "C3", "C4", "C5", "C6"]

@@ -27,7 +27,7 @@ from .image import (
     _valid_spacing,
     reduction_factor,
 )
-from .jpeg2000 import JPEG2000_SYNTAXES, decode_reduced
+from .jpeg2000 import JPEG2000_SYNTAXES, decode_full, decode_reduced
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ".ima", ""}
 _SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
@@ -115,7 +115,8 @@ def _lut_range(item) -> tuple[float, float]:
     return 0.0, 2.0**depth - 1
 
 
-def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_preamble: bool, model_size: int | None = None) -> LoadedImage:
+def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_preamble: bool, model_size: int | None = None,
+                background: bool = False) -> LoadedImage:
     ds = _read_dataset(path, data, has_preamble)
     flags: list[str] = []
     reduced = None
@@ -159,12 +160,12 @@ def _load_dicom(path: str, data: bytes, max_pixels: int, min_side: int, has_prea
             del ds.PixelData
             # The full-resolution pixels and their hash: the whole eager path, when first needed.
             def decode_full() -> tuple[np.ndarray, str]:
-                full = _load_dicom(path, data, max_pixels, min_side, has_preamble)
+                full = _load_dicom(path, data, max_pixels, min_side, has_preamble, background=True)
                 return full.pixels, full.sha256
 
             return _make_reduced(reduced, decode_full, path, bits_stored, spacing, flags, "dicom", ds)
         try:
-            stored = ds.pixel_array
+            stored = _stored_pixels(ds, background)
         except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
             ts = ds.file_meta.get("TransferSyntaxUID")
             ts_name = getattr(ts, "name", str(ts))
@@ -203,18 +204,42 @@ def _spacing(ds, flags: list[str]) -> tuple[float, float] | None:
     return spacing
 
 
+def _stored_pixels(ds, background: bool) -> np.ndarray:
+    """``ds.pixel_array``. A JPEG 2000 frame decoded beside the networks (``background``) goes
+    through OpenCV, which releases the GIL while it decodes (:func:`.jpeg2000.decode_full`);
+    pydicom's plugins when OpenCV cannot give the same values."""
+    if background and str(ds.file_meta.get("TransferSyntaxUID", "")) in JPEG2000_SYNTAXES:
+        frame = _single_frame(ds)
+        bits = _dicom_int(ds, "BitsAllocated")
+        if frame is not None and bits in (8, 16) and _dicom_int(ds, "SamplesPerPixel", 1) == 1:
+            pixels = decode_full(frame, int(ds.Columns), int(ds.Rows), np.uint8 if bits == 8 else np.uint16)
+            if pixels is not None:
+                return pixels
+    return ds.pixel_array
+
+
+def _single_frame(ds) -> bytes | None:
+    """The codestream of a single-frame encapsulated Pixel Data, or None."""
+    if not ds["PixelData"].is_undefined_length:
+        return None
+    try:
+        from pydicom.encaps import get_frame
+
+        return get_frame(ds.PixelData, 0, number_of_frames=1)
+    except Exception:  # noqa: BLE001 - a damaged encapsulation: pydicom's own path reports it
+        return None
+
+
 def _reduced_frame(ds, factor: int):
     """The single JPEG 2000 frame decoded ``factor`` times smaller (a
     :class:`~vertxnet.preprocess.Reduced` of stored values), or None when the frame is not
     JPEG 2000 or the codec cannot reduce it (the full-resolution path then decodes it)."""
     if str(ds.file_meta.get("TransferSyntaxUID", "")) not in JPEG2000_SYNTAXES:
         return None
-    if _dicom_int(ds, "SamplesPerPixel", 1) != 1 or not ds["PixelData"].is_undefined_length:
+    frame = _single_frame(ds) if _dicom_int(ds, "SamplesPerPixel", 1) == 1 else None
+    if frame is None:
         return None
     try:
-        from pydicom.encaps import get_frame
-
-        frame = get_frame(ds.PixelData, 0, number_of_frames=1)
         dtype = np.uint8 if _dicom_int(ds, "BitsAllocated", 16) == 8 else np.uint16
         return decode_reduced(frame, factor, int(ds.Columns), int(ds.Rows), dtype)
     except Exception:  # noqa: BLE001 - anything odd: the full-resolution path decides
