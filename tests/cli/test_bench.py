@@ -76,3 +76,32 @@ def test_bad_bundle_exits_1_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "manifest.json" in err and "\n" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_given_films_are_timed_as_stored_with_each_stages_share(tmp_path, capsys):
+    import cv2
+
+    from vertxnet.data.phantom import PhantomConfig, generate
+
+    image, _ = generate(PhantomConfig(view="lumbar", size=600, seed=7), 0)
+    film = tmp_path / "my film.png"
+    cv2.imwrite(str(film), (image >> 8).astype("uint8"))
+    out = tmp_path / "bench.json"
+    assert main(["--input", str(film), "--warmup", "1", "--runs", "2", "--no-compare", "--no-flops", "--json", str(out), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "1 given film(s) (my film.png)" in table and "share" in table
+    report = json.loads(out.read_text())
+    assert report["config"]["inputs"] == [str(film)]
+    shares = report["pipeline"]["share_of_total"]
+    assert set(shares) == set(STAGES) - {"total"}
+    stages = report["pipeline"]["stages"]
+    for name, share in shares.items():
+        assert share == pytest.approx(stages[name]["median_ms"] / stages["total"]["median_ms"])
+    assert 0 < shares["unet"] < 1 and 0 < shares["decode"] < 1
+
+
+def test_a_given_film_that_cannot_be_read_exits_1_naming_it(tmp_path, capsys):
+    missing = tmp_path / "nowhere.dcm"
+    assert main(["--input", str(missing), "--runs", "1", "--no-compare", "--no-flops", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "nowhere.dcm" in err and "\n" not in err

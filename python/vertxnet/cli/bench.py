@@ -1,6 +1,7 @@
-"""vertx-bench: per-stage latency, throughput and backends side by side on phantom films.
+"""vertx-bench: per-stage latency, throughput and backends side by side, on phantom films or on yours.
 
     vertx-bench [--model BUNDLE] [--backend auto] [--size 1024] [--warmup 3] [--runs 20] [--json OUT]
+    vertx-bench --input FILM [FILM ...] [--no-compare] [--no-flops]   # your films, as stored
 
 Prints a short table (stages as median / p90 / p99, throughput with the two networks concurrent
 and sequential, peak memory, each model under the backends and session options available here
@@ -23,7 +24,9 @@ from ._args import parse_args
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vertx-bench", description="Latency of the VertXNet pipeline and its backends on phantom films.")
+    p = argparse.ArgumentParser(prog="vertx-bench", description="Latency of the VertXNet pipeline and its backends, on phantom films or on given ones.")
+    p.add_argument("--input", dest="inputs", metavar="FILM", type=Path, nargs="+", action="extend", default=[],
+                   help="time these films (PNG, JPEG, TIFF, DICOM as stored) instead of phantoms: the real decode and preprocessing, and each stage's share")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the shipped demo bundle)")
     p.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES), help="pipeline backend for the stage table (default: auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="pipeline precision (a variant the bundle has)")
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         config = BenchConfig(
             bundle=args.model, backend=args.backend, precision=args.precision, size=args.size, images=args.images,
             warmup=args.warmup, runs=args.runs, threads=args.threads, seed=args.seed, compare=not args.no_compare,
-            flops=not args.no_flops, torch_checkpoints=args.torch_checkpoints,
+            flops=not args.no_flops, torch_checkpoints=args.torch_checkpoints, inputs=tuple(args.inputs),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

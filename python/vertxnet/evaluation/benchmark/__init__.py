@@ -4,7 +4,9 @@ What one :func:`run_benchmark` call measures, all in the same process:
 
 1. **Per-stage latency** of :meth:`vertxnet.Pipeline.predict` (decode, preprocess, U-Net,
    Mask R-CNN, outline tracing, ensemble, labelling, total) as median / p90 / p99 over ``runs``
-   predictions after ``warmup`` ones. The films are phantoms (:mod:`vertxnet.data.phantom`) of the
+   predictions after ``warmup`` ones, and each stage's share of the total. The films are the
+   user's (``BenchConfig.inputs``: real films, as stored, so that decode and preprocessing are
+   those of that format and size), or else phantoms (:mod:`vertxnet.data.phantom`) of the
    requested size, generated in memory and written once to temporary 16-bit PNGs so that the
    decode stage reads a real file.
 2. **Throughput** in images/s with the two networks run concurrently (as the pipeline does) and
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...bundle import load_bundle
+from ...io import load_image
 from ...pipeline import Pipeline, PipelineConfig
 from ...preprocess import prepare
 from .config import BASELINE, MODELS, STAGES, BenchConfig
@@ -56,11 +59,17 @@ def run_benchmark(config: BenchConfig, *, progress: Callable[[str], None] | None
     say = progress or (lambda message: None)
     bundle = load_bundle(config.bundle)
     notes: list[str] = []
-    say(f"generating {config.images} phantom film(s) of {config.size} px")
-    films = phantom_films(config.size, config.images, config.seed)
     workdir = Path(tempfile.mkdtemp(prefix="vertx-bench-"))
     try:
-        paths = _write_pngs(films, workdir)
+        if config.inputs:
+            # The user's films, each read once first: a file that cannot be read stops the run
+            # here with its reason (InputError), before anything is timed.
+            paths = list(config.inputs)
+            films = [load_image(path, model_size=bundle.preprocess.input_size).model_input() for path in paths]
+        else:
+            say(f"generating {config.images} phantom film(s) of {config.size} px")
+            films = phantom_films(config.size, config.images, config.seed)
+            paths = _write_pngs(films, workdir)
         pipe_config = PipelineConfig(require_vertebrae=False)
         say("timing the pipeline")
         with Pipeline(bundle, backend=config.backend, threads=config.threads, config=pipe_config, precision=config.precision) as pipe:

@@ -23,6 +23,8 @@ class BenchConfig:
     precision     pipeline precision ("fp32", "fp16", "int8"; a variant the bundle must have)
     size          longer side of the phantom films in pixels (the model input size is the bundle's)
     images        distinct phantom films, cycled through the runs
+    inputs        films to time instead of phantoms (any format vertx-infer reads: a DICOM as
+                  stored, a PNG, ...); given, ``size``, ``images`` and ``seed`` are not used
     warmup, runs  untimed and timed predictions per measurement
     threads       intra-op threads per model session of the pipeline (None: the runtime default)
     seed          phantom seed (seeds from 900000 up are never used in training)
@@ -45,8 +47,10 @@ class BenchConfig:
     compare: bool = True
     flops: bool = True
     torch_checkpoints: Path | None = None
+    inputs: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
         if self.backend != "auto" and self.backend not in BACKEND_NAMES:
             raise ValueError(f"backend must be 'auto' or one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}")
         if self.precision not in PRECISIONS:

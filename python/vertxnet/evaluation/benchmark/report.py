@@ -76,7 +76,8 @@ class BenchReport:
             "config": {"bundle": str(cfg.bundle) if cfg.bundle else None, "backend": cfg.backend, "precision": cfg.precision,
                        "size": cfg.size, "images": cfg.images, "warmup": cfg.warmup, "runs": cfg.runs,
                        "threads": cfg.threads, "seed": cfg.seed, "compare": cfg.compare, "flops": cfg.flops,
-                       "torch_checkpoints": str(cfg.torch_checkpoints) if cfg.torch_checkpoints else None},
+                       "torch_checkpoints": str(cfg.torch_checkpoints) if cfg.torch_checkpoints else None,
+                       "inputs": [str(path) for path in cfg.inputs]},
             "bundle": self.bundle,
             "machine": self.machine,
             "pipeline": self.pipeline.to_dict(),
@@ -92,15 +93,21 @@ class BenchReport:
     def table(self) -> str:
         """A short text summary in the manner of trtexec."""
         p, cfg = self.pipeline, self.config
+        if cfg.inputs:
+            films = f"{len(cfg.inputs)} given film(s) ({', '.join(path.name for path in cfg.inputs[:3])}{', ...' if len(cfg.inputs) > 3 else ''})"
+        else:
+            films = f"phantom films {cfg.size} px"
         lines = [
             f"=== vertx-bench: bundle {self.bundle['name']} {self.bundle['version']}, backend {p.backend} "
-            f"({', '.join(f'{k} {v}' for k, v in p.precision.items())}), films {cfg.size} px, model input "
+            f"({', '.join(f'{k} {v}' for k, v in p.precision.items())}), {films}, model input "
             f"{self.bundle['input_size']} px, {cfg.runs} runs after {cfg.warmup} warm-up ===",
             f"machine: {self.machine['cpu']}, {self.machine['cores']} cores, onnxruntime {self.machine['onnxruntime']}",
-            f"{'stage':<11}{'median':>9}{'p90':>9}{'p99':>9}  ms",
+            f"{'stage':<11}{'median':>9}{'p90':>9}{'p99':>9}  ms  {'share':>6}",
         ]
+        shares = p.shares()
         for name, s in p.stages.items():
-            lines.append(f"{name:<11}{s.median:>9.2f}{s.p90:>9.2f}{s.p99:>9.2f}")
+            share = f"{100 * shares[name]:5.1f} %" if name in shares else ""
+            lines.append(f"{name:<11}{s.median:>9.2f}{s.p90:>9.2f}{s.p99:>9.2f}      {share}")
         lines.append(
             f"throughput: {p.throughput(p.concurrent):.2f} images/s with the networks concurrent, "
             f"{p.throughput(p.sequential):.2f} sequential (x{p.sequential.mean / p.concurrent.mean:.2f})"

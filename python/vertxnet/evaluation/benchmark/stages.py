@@ -38,12 +38,19 @@ class PipelineFigures:
     def throughput(self, summary: Summary) -> float:
         return 1e3 / summary.mean
 
+    def shares(self) -> dict[str, float]:
+        """Each stage's median as a share of the median total (the networks run concurrently, so
+        the shares of a run need not add up to one)."""
+        total = self.stages["total"].median
+        return {name: s.median / total for name, s in self.stages.items() if name != "total"} if total > 0 else {}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
             "precision": dict(self.precision),
             "threads_per_session": self.threads,
             "stages": {name: s.to_dict() for name, s in self.stages.items()},
+            "share_of_total": self.shares(),
             "throughput": {
                 "concurrent_images_per_s": self.throughput(self.concurrent),
                 "sequential_images_per_s": self.throughput(self.sequential),
