@@ -263,14 +263,15 @@ def letterboxed(image: "np.ndarray | Reduced", config: PreprocessConfig) -> tupl
         gray = to_gray(image.pixels)
         box = _geometry(image.src_width, image.src_height, config.input_size)
         factor, phase = image.factor, image.phase
+        blocks = 1
     else:
         gray = to_gray(image)
         box = _geometry(gray.shape[1], gray.shape[0], config.input_size)
         # A film many times the model input is first averaged over factor x factor blocks
         # (OpenCV's integer area path, several times faster than one area resize by a fractional
         # scale), then resampled from those block means like a reduced decode.
-        factor = reduction_factor(gray.shape[1], gray.shape[0], config.input_size, oversampling=BLOCK_OVERSAMPLING)
-        phase = factor / 2.0 if factor > 1 else 0.5
+        blocks = reduction_factor(gray.shape[1], gray.shape[0], config.input_size, oversampling=BLOCK_OVERSAMPLING)
+        factor, phase = (blocks, blocks / 2.0) if blocks > 1 else (1, 0.5)
     lo, hi = _window_limits(gray)
     # Clip before resizing (as the window did before the resize at full scale): area averages of
     # clipped values, then the linear map to [0, 1], which commutes with averaging.
@@ -280,8 +281,8 @@ def letterboxed(image: "np.ndarray | Reduced", config: PreprocessConfig) -> tupl
         clipped = np.clip(gray, math.floor(lo), math.ceil(hi))
     else:
         clipped = np.clip(gray, lo, hi).astype(np.float32, copy=False)
-    if factor > 1 and not isinstance(image, Reduced):
-        clipped = block_mean(clipped, factor)
+    if blocks > 1:
+        clipped = block_mean(clipped, blocks)
     canvas = _resampled(clipped, box, factor, phase)
     x0, y0, x1, y1 = box.content_box
     content = canvas[y0:y1, x0:x1]

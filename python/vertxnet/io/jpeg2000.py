@@ -67,7 +67,14 @@ def _openjpeg_threads() -> None:
     """Let OpenJPEG use every core this process may run on, unless the user chose (see above)."""
     if "OPJ_NUM_THREADS" not in os.environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        os.environ.setdefault("OPJ_NUM_THREADS", str(max(1, cores)))
+        os.environ["OPJ_NUM_THREADS"] = str(max(1, cores))
+
+
+def _plain_gray(head: dict[str, int], width: int, height: int) -> bool:
+    """Whether the codestream is what both decoders here handle: the DICOM's Rows x Columns,
+    no image offset, one unsigned component of at most 16 bits."""
+    return ((head["width"], head["height"]) == (width, height) and not head["x0"] and not head["y0"]
+            and head["components"] == 1 and not head["signed"] and head["precision"] <= 16)
 
 
 def decode_reduced(frame: bytes, factor: int, width: int, height: int, dtype: type) -> Reduced | None:
@@ -79,9 +86,7 @@ def decode_reduced(frame: bytes, factor: int, width: int, height: int, dtype: ty
 
     head = codestream_header(frame)
     reduce = int(factor).bit_length() - 1
-    if (head["width"], head["height"]) != (width, height) or head["x0"] or head["y0"]:
-        return None
-    if head["components"] != 1 or head["signed"] or head["precision"] > 16 or reduce > head["levels"]:
+    if not _plain_gray(head, width, height) or reduce > head["levels"]:
         return None
     _openjpeg_threads()
     image = Image.open(io.BytesIO(frame), formats=["JPEG2000"])
@@ -106,9 +111,7 @@ def decode_full(frame: bytes, width: int, height: int, dtype: type) -> np.ndarra
     from .raster import _quiet_opencv
 
     head = codestream_header(frame)
-    if (head["width"], head["height"]) != (width, height) or head["x0"] or head["y0"]:
-        return None
-    if head["components"] != 1 or head["signed"] or head["precision"] > 16:
+    if not _plain_gray(head, width, height):
         return None
     _openjpeg_threads()
     with _quiet_opencv():
