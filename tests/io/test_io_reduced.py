@@ -124,6 +124,7 @@ def test_signed_or_colour_frames_are_left_to_pydicom():
     assert decode_full(stream, 201, 300, np.uint16) is None  # not the DICOM's Rows/Columns
     signed = encode(film.astype(np.int16) - 2048, bits_stored=12, photometric_interpretation=2, use_mct=False)
     assert decode_full(signed, 200, 300, np.uint16) is None
+    assert decode_full(b"\x00\x01 not a codestream", 200, 300, np.uint16) is None  # pydicom reports it
 
 
 def test_other_dicom_syntaxes_and_small_films_decode_at_full_resolution(tmp_path):

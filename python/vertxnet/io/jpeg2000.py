@@ -110,7 +110,10 @@ def decode_full(frame: bytes, width: int, height: int, dtype: type) -> np.ndarra
 
     from .raster import _quiet_opencv
 
-    head = codestream_header(frame)
+    try:
+        head = codestream_header(frame)
+    except ValueError:
+        return None  # not a codestream we can read: pydicom's plugins give the reason
     if not _plain_gray(head, width, height):
         return None
     _openjpeg_threads()
