@@ -439,6 +439,7 @@ def run(config: RealFilmsConfig) -> Report:
             films.append(film_figures(truth, record, name=name))
     report = Report(config, bundle, total_figures(films), films, missing, time.perf_counter() - t0, predictions)
     if config.json_out is not None:
+        Path(config.json_out).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(report.to_dict(), config.json_out, indent=1)
     if config.sheet is not None:
         write_contact_sheet(report, truths, config.sheet, tile=config.sheet_tile, columns=config.sheet_columns)

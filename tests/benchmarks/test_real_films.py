@@ -236,7 +236,7 @@ def test_script_on_a_folder_of_phantom_films(tmp_path, capsys):
     truth = tmp_path / "truth.coco.json"
     write_truth(truth, [*films, ("blank.png", blank), ("absent.png", absent)])
 
-    out, sheet = tmp_path / "figures.json", tmp_path / "sheet.png"
+    out, sheet = tmp_path / "new" / "figures.json", tmp_path / "other" / "sheet.png"  # folders made as needed
     rc = real_films.main(["--films", str(folder), "--truth", str(truth), "--json", str(out), "--sheet", str(sheet), "--backend", "onnxruntime-cpu"])
     assert rc == 0
     printed = capsys.readouterr().out
