@@ -16,7 +16,13 @@ one process, after a warm-up, ``--repeats`` rounds (medians reported):
   over rounds, each round timing every stage once (the machine's load moves all alike);
 - ``Pipeline.predict`` end to end (``timings_ms.total``) before and after.
 
+With ``--outlines N``, also the outlines of N more JPEG 2000 DICOMs of the same size (lumbar and
+cervical phantoms, seeds 0..N-1) through ``Pipeline.predict`` (reduced decode, model-scale
+preprocessing) against the full decode preprocessed at the film's scale: whether the same
+vertebrae come out with the same names, and the minimum and median polygon IoU.
+
     python3 benchmarks/bench_decode.py --repeats 5 --cache data/bench_films --json data/bench_decode.json
+    python3 benchmarks/bench_decode.py --repeats 1 --outlines 10 --cache data/bench_films --json data/bench_outlines.json
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class BenchConfig:
     png_size: tuple[int, int] = (2500, 3000)
     threads: int | None = None
     json: str | None = None
+    outlines: int = 0  # J2K films whose outlines are compared with the full-scale path
 
 
 @dataclass
@@ -63,12 +70,12 @@ class FilmFigures:
     predict_total_ms: dict[str, float] = field(default_factory=dict)
 
 
-def _phantom(width: int, height: int, seed: int) -> np.ndarray:
-    """A lumbar phantom rendered with ``height`` as its long side, cropped or padded to ``width``
+def _phantom(width: int, height: int, seed: int, view: str = "lumbar") -> np.ndarray:
+    """A phantom rendered with ``height`` as its long side, cropped or padded to ``width``
     around the spine (uint16)."""
     from vertxnet.data.phantom import PhantomConfig, generate
 
-    image, record = generate(PhantomConfig(view="lumbar", size=height, seed=seed, style="classic"), 0)
+    image, record = generate(PhantomConfig(view=view, size=height, seed=seed, style="classic"), 0)
     xs = np.concatenate([a.polygon[:, 0] for a in record.annotations]) if record.annotations else np.array([image.shape[1] / 2])
     centre = int(np.clip(np.median(xs), 0, image.shape[1]))
     if image.shape[1] >= width:
@@ -104,23 +111,19 @@ def make_films(cfg: BenchConfig, folder: Path) -> dict[str, Path]:
 def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
     import vertxnet.pipeline as pipeline_module
     from vertxnet.io import load_image
-    from vertxnet.preprocess import letterboxed_full_scale, normalise, prepare
+    from vertxnet.preprocess import prepare
 
     pre = pipe.bundle.preprocess
     size = pre.input_size
 
-    def full_scale_prepare(image, config):
-        canvas, box = letterboxed_full_scale(image, config)
-        return normalise(canvas, config)[None, None], box
-
     # Every stage once per round, rounds repeated: a load that changes during the run (this
     # machine is shared) weighs on all stages of a round alike, and each round gives a ratio.
     eager = load_image(path)
-    tensor, _ = full_scale_prepare(eager.pixels, pre)
+    tensor, _ = _full_scale_prepare(eager.pixels, pre)
     lazy = load_image(path, model_size=size)
     stages = {
         "decode_before": lambda: load_image(path),
-        "preprocess_before": lambda: full_scale_prepare(eager.pixels, pre),
+        "preprocess_before": lambda: _full_scale_prepare(eager.pixels, pre),
         "decode_after": lambda: load_image(path, model_size=size),
         "preprocess_after": lambda: prepare(lazy.model_input(), pre),
         "decode_and_full_after": lambda: load_image(path, model_size=size).sha256,
@@ -151,7 +154,7 @@ def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
 
     def predict_before():
         saved = pipeline_module.prepare
-        pipeline_module.prepare = full_scale_prepare
+        pipeline_module.prepare = _full_scale_prepare
         try:
             t = time.perf_counter()
             loaded = load_image(path)
@@ -174,6 +177,57 @@ def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
     )
 
 
+def _full_scale_prepare(image, config):
+    from vertxnet.preprocess import letterboxed_full_scale, normalise
+
+    canvas, box = letterboxed_full_scale(image, config)
+    return normalise(canvas, config)[None, None], box
+
+
+def _polygon_iou(a: np.ndarray, b: np.ndarray, height: int, width: int) -> float:
+    from vertxnet.raster import image_mask
+
+    ma, mb = image_mask(a, height, width), image_mask(b, height, width)
+    return float(np.logical_and(ma, mb).sum() / max(1, np.logical_or(ma, mb).sum()))
+
+
+def compare_outlines(cfg: BenchConfig, folder: Path, pipe) -> list[dict]:
+    """Per film: the reduction factor, whether both paths give the same named vertebrae, and
+    the min / median IoU of corresponding outlines (top to bottom)."""
+    from dicom_factory import compressed, make_dataset, write
+    from pydicom.uid import JPEG2000Lossless
+
+    import vertxnet.pipeline as pipeline_module
+    from vertxnet.io import load_image
+
+    w, h = cfg.dicom_size
+    rows = []
+    for seed in range(cfg.outlines):
+        view = ("lumbar", "cervical")[seed % 2]
+        path = folder / f"outlines_{view}{seed}_{w}x{h}.dcm"
+        if not path.exists():
+            stored = (_phantom(w, h, seed=1000 + seed, view=view) >> 4).astype(np.uint16)
+            ds = make_dataset(stored, bits_stored=12, pixel_spacing=(0.14, 0.14))
+            write(compressed(ds, JPEG2000Lossless), folder / "tmp.dcm")
+            os.replace(folder / "tmp.dcm", path)
+        saved = pipeline_module.prepare
+        pipeline_module.prepare = _full_scale_prepare
+        try:
+            slow = pipe.predict(load_image(path))
+        finally:
+            pipeline_module.prepare = saved
+        fast = pipe.predict(path)
+        lazy = load_image(path, model_size=pipe.bundle.preprocess.input_size)
+        same = [v.label for v in fast.vertebrae] == [v.label for v in slow.vertebrae]
+        ious = [_polygon_iou(a.polygon, b.polygon, slow.input.height, slow.input.width) for a, b in zip(fast.vertebrae, slow.vertebrae)]
+        rows.append({
+            "film": path.name, "reduced_factor": lazy.reduced.factor if lazy.reduced is not None else 1,
+            "vertebrae": [len(slow.vertebrae), len(fast.vertebrae)], "same_vertebrae": same,
+            "min_iou": min(ious) if same and ious else None, "median_iou": float(np.median(ious)) if same and ious else None,
+        })  # fmt: skip
+    return rows
+
+
 def run(cfg: BenchConfig) -> dict:
     import tempfile
 
@@ -183,10 +237,12 @@ def run(cfg: BenchConfig) -> dict:
         films = make_films(cfg, Path(cfg.cache) if cfg.cache else Path(tmp))
         with Pipeline(threads=cfg.threads) as pipe:
             figures = [bench_film(name, path, pipe, cfg) for name, path in films.items()]
+            outlines = compare_outlines(cfg, films["dicom_j2k_12bit"].parent, pipe) if cfg.outlines else []
     return {
         "config": asdict(cfg),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "films": [asdict(f) for f in figures],
+        "outlines": outlines,
     }
 
 
@@ -201,6 +257,18 @@ def _print(report: dict) -> None:
         print(f"  (decode + preprocess) / networks: before {f['ratio_before']:.2f}, after {f['ratio_after']:.2f} (target <= 0.5)")
         t = f["predict_total_ms"]
         print(f"  Pipeline.predict total: before {t['before']:.1f} ms, after {t['after']:.1f} ms")
+    rows = report.get("outlines") or []
+    if rows:
+        print("outlines, model-scale path against the full-scale path:")
+    for r in rows:
+        detail = f"min IoU {r['min_iou']:.3f}, median {r['median_iou']:.3f}" if r["same_vertebrae"] else "different vertebrae"
+        print(f"  {r['film']} (reduced x{r['reduced_factor']}): {r['vertebrae'][0]} / {r['vertebrae'][1]} vertebrae, {detail}")
+    same = [r for r in rows if r["same_vertebrae"]]
+    if rows:
+        mins = [r["min_iou"] for r in same if r["min_iou"] is not None]
+        meds = [r["median_iou"] for r in same if r["median_iou"] is not None]
+        print(f"  same vertebrae on {len(same)}/{len(rows)} films; over them: median of the film minima "
+              f"{np.median(mins) if mins else float('nan'):.3f}, median of the film medians {np.median(meds) if meds else float('nan'):.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,10 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", help="folder keeping the rendered films between runs")
     parser.add_argument("--threads", type=int, help="intra-op threads per model session")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--outlines", type=int, default=0, help="compare the outlines of this many more J2K films with the full-scale path")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    report = run(BenchConfig(repeats=args.repeats, cache=args.cache, threads=args.threads, json=args.json))
+    if args.outlines < 0:
+        parser.error("--outlines must be 0 or more")
+    report = run(BenchConfig(repeats=args.repeats, cache=args.cache, threads=args.threads, json=args.json, outlines=args.outlines))
     _print(report)
     if args.json:
         write_json_atomic(report, args.json, indent=2)

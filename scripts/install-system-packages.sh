@@ -3,8 +3,9 @@
 # (libpolyclipping-dev); dicom3tools (dciodvfy, the DICOM validator the SEG and SR tests run).
 # Installs only what is missing; uses sudo when not run as root.
 # cmake and libgtest-dev: the native tests of the core and its sanitizer build (scripts/sanitize.sh).
+# libopenjp2-7: OpenJPEG for glymur, which decodes JPEG 2000 DICOMs at the networks' resolution.
 set -euo pipefail
-packages=(g++ pkg-config libpolyclipping-dev dicom3tools cmake libgtest-dev)
+packages=(g++ pkg-config libpolyclipping-dev dicom3tools cmake libgtest-dev libopenjp2-7)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,4 +1,4 @@
-"""Smoke runs of the accuracy and FLOP benchmarks (benchmarks/) on the shipped demo bundle."""
+"""Smoke runs of the accuracy, FLOP and decode benchmarks (benchmarks/) on the shipped demo bundle."""
 
 from __future__ import annotations
 
@@ -62,3 +62,21 @@ def test_flops_reports_positive_macs_for_both_networks(tmp_path):
         assert m["share_of_peak_same_threads"] > 0
     assert result["models"]["maskrcnn"]["by_op"]["Conv"] > 0
     assert result["peaks"]["all_cores"]["gflops_per_s"] > 0
+
+
+def test_bench_decode_reports_ratios_and_outline_agreement(tmp_path):
+    import bench_decode
+
+    cfg = bench_decode.BenchConfig(repeats=1, cache=str(tmp_path), dicom_size=(400, 900), png_size=(600, 700), outlines=2)
+    report = bench_decode.run(cfg)
+    films = {f["film"]: f for f in report["films"]}
+    assert set(films) == {"dicom_j2k_12bit", "png_8bit"}
+    for f in films.values():
+        assert f["ratio_before"] > 0 and f["ratio_after"] > 0
+        assert f["networks_ms"]["unet"] > 0 and f["networks_ms"]["maskrcnn"] > 0
+    assert films["dicom_j2k_12bit"]["reduced_factor"] == 1  # 900 px is under twice the 320 px input
+    assert len(report["outlines"]) == 2
+    for row in report["outlines"]:
+        assert row["film"].endswith("400x900.dcm") and row["vertebrae"][0] > 0
+        # without a reduced decode both paths preprocess the same pixels: the outlines agree
+        assert row["same_vertebrae"] and row["min_iou"] >= 0.9

@@ -113,6 +113,49 @@ def test_openjpeg_threads_follow_the_cores_unless_the_user_chose(monkeypatch):
     assert os.environ["OPJ_NUM_THREADS"] == "1"
 
 
+@pytest.mark.parametrize("rows, cols", [(1030, 520), (1033, 521), (1025, 1031)])
+def test_any_film_size_is_decoded_at_the_reduce_asked(rows, cols):
+    # Sides of 8k + 1..3 pixels: Pillow rounds the reduced size where OpenJPEG takes the
+    # ceiling and refuses them; the decode must still come out 8 times smaller, right-sized.
+    from openjpeg import encode
+
+    from vertxnet.io.jpeg2000 import decode_reduced
+
+    film = _film(rows, cols)
+    stream = encode(film, bits_stored=12, photometric_interpretation=2, use_mct=False)
+    red = decode_reduced(stream, 8, cols, rows, np.uint16)
+    assert red is not None and red.factor == 8
+    assert red.pixels.shape == (-(-rows // 8), -(-cols // 8))
+    assert np.median(np.abs(red.pixels.astype(float) - film[::8, ::8])) < 0.05 * float(np.ptp(film))
+
+
+@pytest.mark.parametrize("rows, cols", [(1030, 520), (1033, 521), (1029, 1032), (1026, 1024)])
+def test_without_libopenjp2_pillow_decodes_at_the_largest_reduce_it_sizes_right(rows, cols, monkeypatch):
+    from openjpeg import encode
+
+    from vertxnet.io import jpeg2000
+
+    stream = encode(_film(rows, cols), bits_stored=12, photometric_interpretation=2, use_mct=False)
+    wanted = {r: jpeg2000.decode_reduced(stream, 1 << r, cols, rows, np.uint16) for r in (1, 2, 3)}
+    monkeypatch.setattr(jpeg2000, "_glymur_reduced", lambda frame, reduce: None)
+    red = jpeg2000.decode_reduced(stream, 8, cols, rows, np.uint16)
+    level = jpeg2000.pillow_sized_reduce(cols, rows, 3)
+    assert red is not None and red.factor == 1 << level
+    np.testing.assert_array_equal(red.pixels, wanted[level].pixels)  # the same OpenJPEG levels
+
+
+def test_pillow_sized_reduce_keeps_levels_whose_rounding_is_the_ceiling():
+    from vertxnet.io.jpeg2000 import pillow_sized_reduce
+
+    assert pillow_sized_reduce(1168, 2874, 2) == 2  # 292 x 718.5 -> 719 both ways
+    assert pillow_sized_reduce(1470, 2949, 2) == 1  # 2949 / 4 = 737.25: Pillow 737, OpenJPEG 738
+    assert pillow_sized_reduce(1032, 1029, 3) == 3  # 1029 = 8k + 5: 128.6 -> 129 both ways
+    assert pillow_sized_reduce(1026, 1024, 3) == 2  # 1026 = 8k + 2 fails at 8, 4k + 2 passes at 4
+    assert pillow_sized_reduce(2481, 2874, 3) == 1
+    assert pillow_sized_reduce(1024, 1024, 3) == 3
+    assert pillow_sized_reduce(1025, 1025, 1) == 1
+
+
 def test_signed_or_colour_frames_are_left_to_pydicom():
     from openjpeg import encode
 

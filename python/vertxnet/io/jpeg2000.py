@@ -1,21 +1,26 @@
 """JPEG 2000 frames decoded at a reduced resolution: OpenJPEG discards the finest wavelet levels
 (``cp_reduce``), so a film decoded 8 times smaller costs a small fraction of the full decode.
 
-The binding is Pillow's JPEG 2000 plugin (its wheels ship OpenJPEG): it decodes a raw codestream
-from memory and exposes the reduce factor. pylibjpeg-openjpeg, which pydicom uses for the
-full-resolution pixels, has no reduce option; glymur has one but reads files only and needs the
-system libopenjp2 (docs/DESIGN.md).
+The binding is glymur (ctypes over the system's libopenjp2, Debian's ``libopenjp2-7``): it
+exposes the reduce factor and OpenJPEG's threads. It reads files only, so the frame goes through
+a temporary file (a few MB, a millisecond). Where glymur finds no libopenjp2, Pillow's JPEG 2000
+plugin (its wheels ship OpenJPEG) decodes from memory instead, but Pillow rounds the reduced size
+to the nearest pixel where OpenJPEG takes the ceiling, and refuses the frame ("broken data
+stream") whenever the two differ - for a reduce of 4, any side of 4k + 1 pixels, such as the 2949
+rows of a common lumbar DICOM. It is therefore used only at the largest reduce it sizes right
+(at worst 2). pylibjpeg-openjpeg, which pydicom uses for the full-resolution pixels, has no
+reduce option.
 
 The full-resolution frame, when it is decoded beside the networks, goes through OpenCV's
 ``imdecode`` (its wheels ship OpenJPEG too; :func:`decode_full`): OpenCV releases the GIL for the
 whole decode, while pylibjpeg-openjpeg holds it throughout and Pillow most of the time (measured:
 another Python thread kept 100 %, 3 % and about 25 % of its speed), and a GIL held for the
-400 ms of a 1168 x 2874 frame stalls the pipeline's own threads.
+400 ms of a 1168 x 2874 frame stalls the pipeline's own threads. glymur's ctypes calls release it.
 
 OpenJPEG decodes code-blocks on ``OPJ_NUM_THREADS`` threads (its own environment variable, read
-at every decode, in the copies Pillow and OpenCV ship): unless the user has set it, the first
-JPEG 2000 decode here sets it to the number of cores this process may use (2 cores: the full
-frame above in 206 instead of 403 ms).
+at every decode, in the copies Pillow and OpenCV ship; glymur is given the same number): unless
+the user has set it, the first JPEG 2000 decode here sets it to the number of cores this process
+may use (2 cores: the full frame above in 206 instead of 403 ms).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tempfile
 
 import numpy as np
 
@@ -80,25 +86,66 @@ def _plain_gray(head: dict[str, int], width: int, height: int) -> bool:
 def decode_reduced(frame: bytes, factor: int, width: int, height: int, dtype: type) -> Reduced | None:
     """The stored values of a one-component JPEG 2000 frame, ``factor`` (a power of two) times
     smaller, as a :class:`Reduced` (phase 0.5: OpenJPEG keeps the even low-pass samples); None
-    when it cannot be reduced that far (fewer decomposition levels, an image offset, signed or
-    colour data, a frame whose size is not the DICOM Rows/Columns)."""
-    from PIL import Image
-
+    when it cannot be reduced (fewer decomposition levels, an image offset, signed or colour
+    data, a frame whose size is not the DICOM Rows/Columns). Without glymur's libopenjp2 the
+    factor may come out smaller than asked (see the module's note on Pillow)."""
     head = codestream_header(frame)
     reduce = int(factor).bit_length() - 1
     if not _plain_gray(head, width, height) or reduce > head["levels"]:
         return None
     _openjpeg_threads()
-    image = Image.open(io.BytesIO(frame), formats=["JPEG2000"])
-    image.reduce = reduce
-    image.load()
-    pixels = np.asarray(image)
-    if image.mode.startswith("I;16") and head["precision"] < 16:
-        pixels = pixels >> (16 - head["precision"])  # Pillow scales fewer bits up to 16
+    pixels = _glymur_reduced(frame, reduce)
+    if pixels is None:
+        reduce = pillow_sized_reduce(width, height, reduce)
+        if reduce == 0:
+            return None
+        pixels = _pillow_reduced(frame, reduce, head["precision"])
+    factor = 1 << reduce
     expect = (-(-height // factor), -(-width // factor))
     if pixels.shape != expect:
         return None
     return Reduced(np.ascontiguousarray(pixels, dtype=dtype), factor, 0.5, width, height)
+
+
+def _glymur_reduced(frame: bytes, reduce: int) -> np.ndarray | None:
+    """The frame at resolution level ``reduce`` through glymur, or None without its libopenjp2."""
+    try:
+        import glymur
+        from glymur.lib import openjp2
+    except ImportError:
+        return None
+    if getattr(openjp2, "OPENJP2", None) is None:
+        return None
+    glymur.set_option("lib.num_threads", int(os.environ.get("OPJ_NUM_THREADS", "1") or 1))
+    with tempfile.NamedTemporaryFile(suffix=".j2k") as f:
+        f.write(frame)
+        f.flush()
+        step = 1 << reduce
+        return np.asarray(glymur.Jp2k(f.name)[::step, ::step])
+
+
+def pillow_sized_reduce(width: int, height: int, reduce: int) -> int:
+    """The largest reduce level <= ``reduce`` whose size Pillow computes as OpenJPEG does (its
+    rounding equals the ceiling on both sides); 1 always qualifies."""
+    def right(n: int, r: int) -> bool:
+        power = 1 << r
+        return (n + (power >> 1)) // power == -(-n // power)
+
+    while reduce > 1 and not (right(width, reduce) and right(height, reduce)):
+        reduce -= 1
+    return reduce
+
+
+def _pillow_reduced(frame: bytes, reduce: int, precision: int) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(frame), formats=["JPEG2000"])
+    image.reduce = reduce
+    image.load()
+    pixels = np.asarray(image)
+    if image.mode.startswith("I;16") and precision < 16:
+        pixels = pixels >> (16 - precision)  # Pillow scales fewer bits up to 16
+    return pixels
 
 
 def decode_full(frame: bytes, width: int, height: int, dtype: type) -> np.ndarray | None:
