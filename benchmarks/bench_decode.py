@@ -111,7 +111,7 @@ def make_films(cfg: BenchConfig, folder: Path) -> dict[str, Path]:
 def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
     import vertxnet.pipeline as pipeline_module
     from vertxnet.io import load_image
-    from vertxnet.preprocess import prepare
+    from vertxnet.preprocess import prepare, prepare_full_scale
 
     pre = pipe.bundle.preprocess
     size = pre.input_size
@@ -119,11 +119,11 @@ def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
     # Every stage once per round, rounds repeated: a load that changes during the run (this
     # machine is shared) weighs on all stages of a round alike, and each round gives a ratio.
     eager = load_image(path)
-    tensor, _ = _full_scale_prepare(eager.pixels, pre)
+    tensor, _ = prepare_full_scale(eager.pixels, pre)
     lazy = load_image(path, model_size=size)
     stages = {
         "decode_before": lambda: load_image(path),
-        "preprocess_before": lambda: _full_scale_prepare(eager.pixels, pre),
+        "preprocess_before": lambda: prepare_full_scale(eager.pixels, pre),
         "decode_after": lambda: load_image(path, model_size=size),
         "preprocess_after": lambda: prepare(lazy.model_input(), pre),
         "decode_and_full_after": lambda: load_image(path, model_size=size).sha256,
@@ -154,7 +154,7 @@ def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
 
     def predict_before():
         saved = pipeline_module.prepare
-        pipeline_module.prepare = _full_scale_prepare
+        pipeline_module.prepare = prepare_full_scale
         try:
             t = time.perf_counter()
             loaded = load_image(path)
@@ -177,20 +177,6 @@ def bench_film(name: str, path: Path, pipe, cfg: BenchConfig) -> FilmFigures:
     )
 
 
-def _full_scale_prepare(image, config):
-    from vertxnet.preprocess import letterboxed_full_scale, normalise
-
-    canvas, box = letterboxed_full_scale(image, config)
-    return normalise(canvas, config)[None, None], box
-
-
-def _polygon_iou(a: np.ndarray, b: np.ndarray, height: int, width: int) -> float:
-    from vertxnet.raster import image_mask
-
-    ma, mb = image_mask(a, height, width), image_mask(b, height, width)
-    return float(np.logical_and(ma, mb).sum() / max(1, np.logical_or(ma, mb).sum()))
-
-
 def compare_outlines(cfg: BenchConfig, folder: Path, pipe) -> list[dict]:
     """Per film: the reduction factor, whether both paths give the same named vertebrae, and
     the min / median IoU of corresponding outlines (top to bottom)."""
@@ -198,7 +184,9 @@ def compare_outlines(cfg: BenchConfig, folder: Path, pipe) -> list[dict]:
     from pydicom.uid import JPEG2000Lossless
 
     import vertxnet.pipeline as pipeline_module
+    from vertxnet.evaluation.metrics import polygon_iou
     from vertxnet.io import load_image
+    from vertxnet.preprocess import prepare_full_scale
 
     w, h = cfg.dicom_size
     rows = []
@@ -211,7 +199,7 @@ def compare_outlines(cfg: BenchConfig, folder: Path, pipe) -> list[dict]:
             write(compressed(ds, JPEG2000Lossless), folder / "tmp.dcm")
             os.replace(folder / "tmp.dcm", path)
         saved = pipeline_module.prepare
-        pipeline_module.prepare = _full_scale_prepare
+        pipeline_module.prepare = prepare_full_scale
         try:
             slow = pipe.predict(load_image(path))
         finally:
@@ -219,7 +207,7 @@ def compare_outlines(cfg: BenchConfig, folder: Path, pipe) -> list[dict]:
         fast = pipe.predict(path)
         lazy = load_image(path, model_size=pipe.bundle.preprocess.input_size)
         same = [v.label for v in fast.vertebrae] == [v.label for v in slow.vertebrae]
-        ious = [_polygon_iou(a.polygon, b.polygon, slow.input.height, slow.input.width) for a, b in zip(fast.vertebrae, slow.vertebrae)]
+        ious = [polygon_iou(a.polygon, b.polygon, slow.input.height, slow.input.width) for a, b in zip(fast.vertebrae, slow.vertebrae)]
         rows.append({
             "film": path.name, "reduced_factor": lazy.reduced.factor if lazy.reduced is not None else 1,
             "vertebrae": [len(slow.vertebrae), len(fast.vertebrae)], "same_vertebrae": same,

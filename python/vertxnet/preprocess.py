@@ -311,3 +311,10 @@ def prepare(image: "np.ndarray | Reduced", config: PreprocessConfig) -> tuple[np
     and its letterbox transform."""
     canvas, box = letterboxed(image, config)
     return normalise(canvas, config)[None, None], box
+
+
+def prepare_full_scale(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, Letterbox]:
+    """:func:`prepare` through :func:`letterboxed_full_scale`: the reference path that the
+    model-scale one is compared and timed against (tests, ``benchmarks/bench_decode.py``)."""
+    canvas, box = letterboxed_full_scale(image, config)
+    return normalise(canvas, config)[None, None], box

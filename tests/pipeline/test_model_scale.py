@@ -19,20 +19,6 @@ SIZE = 1400  # large enough to decode at half size for a 320 px model input (2 x
 MIN_IOU = 0.98
 
 
-def _iou(a: np.ndarray, b: np.ndarray, height: int, width: int) -> float:
-    from vertxnet.raster import image_mask
-
-    ma, mb = image_mask(a, height, width), image_mask(b, height, width)
-    return float(np.logical_and(ma, mb).sum() / max(1, np.logical_or(ma, mb).sum()))
-
-
-def _full_scale_prepare(image, config):
-    from vertxnet.preprocess import letterboxed_full_scale, normalise
-
-    canvas, box = letterboxed_full_scale(image, config)
-    return normalise(canvas, config)[None, None], box
-
-
 @pytest.fixture(scope="module")
 def films(tmp_path_factory):
     from dicom_factory import compressed, make_dataset, write
@@ -68,7 +54,9 @@ def _compare(fast, slow, name: str, min_iou: float, median_iou: float = 0.0) -> 
     assert fast.input.sha256 == slow.input.sha256
     assert (fast.input.width, fast.input.height) == (slow.input.width, slow.input.height)
     assert [v.label for v in fast.vertebrae] == [v.label for v in slow.vertebrae], name
-    ious = [_iou(a.polygon, b.polygon, slow.input.height, slow.input.width) for a, b in zip(fast.vertebrae, slow.vertebrae)]
+    from vertxnet.evaluation.metrics import polygon_iou
+
+    ious = [polygon_iou(a.polygon, b.polygon, slow.input.height, slow.input.width) for a, b in zip(fast.vertebrae, slow.vertebrae)]
     worst = int(np.argmin(ious))
     assert ious[worst] >= min_iou, f"{name} {fast.vertebrae[worst].label}: IoU {ious[worst]:.3f}"
     assert np.median(ious) >= median_iou, f"{name}: median IoU {np.median(ious):.3f}"
@@ -79,13 +67,14 @@ def test_model_scale_path_finds_the_same_vertebrae(films, monkeypatch):
     import vertxnet.pipeline as pipeline_module
     from vertxnet.io import load_image
     from vertxnet.pipeline import Pipeline
+    from vertxnet.preprocess import prepare_full_scale
 
     with Pipeline() as pipe:
         size = pipe.bundle.preprocess.input_size
         reduced_seen = 0
         for path in films:
             with monkeypatch.context() as m:
-                m.setattr(pipeline_module, "prepare", _full_scale_prepare)
+                m.setattr(pipeline_module, "prepare", prepare_full_scale)
                 slow = pipe.predict(load_image(path))  # full decode, full-scale preprocessing
             # Full decode, preprocessing at the model's scale.
             _compare(pipe.predict(load_image(path)), slow, path.name, MIN_IOU)

@@ -37,7 +37,7 @@ from ..levels import level_index
 
 #: The vertebrae the zipper names the others from.
 REFERENCE_LEVELS = ("C2", "S1")
-from ..raster import polygon_mask, polygon_window
+from ..raster import image_mask, polygon_mask, polygon_window
 from ..records import Record
 
 
@@ -448,3 +448,9 @@ def mask_dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 __all__ = ["EvalConfig", "EvalReport", "MatchCounts", "ReferenceCounts", "evaluate", "mask_dice"]
+
+
+def polygon_iou(a: np.ndarray, b: np.ndarray, height: int, width: int) -> float:
+    """IoU of two (N, 2) polygons rasterised by pixel centre on a ``height`` x ``width`` image."""
+    ma, mb = image_mask(a, height, width), image_mask(b, height, width)
+    return float(np.logical_and(ma, mb).sum() / max(1, np.logical_or(ma, mb).sum()))
