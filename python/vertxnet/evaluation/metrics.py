@@ -447,10 +447,10 @@ def mask_dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2.0 * int(np.count_nonzero(p & t)) / denom
 
 
-__all__ = ["EvalConfig", "EvalReport", "MatchCounts", "ReferenceCounts", "evaluate", "mask_dice"]
-
-
 def polygon_iou(a: np.ndarray, b: np.ndarray, height: int, width: int) -> float:
     """IoU of two (N, 2) polygons rasterised by pixel centre on a ``height`` x ``width`` image."""
     ma, mb = image_mask(a, height, width), image_mask(b, height, width)
     return float(np.logical_and(ma, mb).sum() / max(1, np.logical_or(ma, mb).sum()))
+
+
+__all__ = ["EvalConfig", "EvalReport", "MatchCounts", "ReferenceCounts", "evaluate", "mask_dice", "polygon_iou"]
