@@ -34,11 +34,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..levels import level_index
+from ..raster import polygon_mask, polygon_window
+from ..records import Record
 
 #: The vertebrae the zipper names the others from.
 REFERENCE_LEVELS = ("C2", "S1")
-from ..raster import image_mask, polygon_mask, polygon_window
-from ..records import Record
 
 
 @dataclass(frozen=True)
@@ -208,12 +208,13 @@ class _Shape:
         self.area = int(np.count_nonzero(self.mask))
 
 
+def _shape(polygon: np.ndarray, level: str | None, height: int, width: int) -> _Shape:
+    x0, y0, x1, y1 = polygon_window(polygon, height, width)
+    return _Shape(level, x0, y0, polygon_mask(polygon, x0, y0, x1 - x0, y1 - y0))
+
+
 def _shapes(record: Record, height: int, width: int) -> list[_Shape]:
-    shapes = []
-    for ann in record.annotations:
-        x0, y0, x1, y1 = polygon_window(ann.polygon, height, width)
-        shapes.append(_Shape(ann.level, x0, y0, polygon_mask(ann.polygon, x0, y0, x1 - x0, y1 - y0)))
-    return shapes
+    return [_shape(ann.polygon, ann.level, height, width) for ann in record.annotations]
 
 
 def _intersection(a: _Shape, b: _Shape) -> int:
@@ -449,8 +450,9 @@ def mask_dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def polygon_iou(a: np.ndarray, b: np.ndarray, height: int, width: int) -> float:
     """IoU of two (N, 2) polygons rasterised by pixel centre on a ``height`` x ``width`` image."""
-    ma, mb = image_mask(a, height, width), image_mask(b, height, width)
-    return float(np.logical_and(ma, mb).sum() / max(1, np.logical_or(ma, mb).sum()))
+    sa, sb = _shape(a, None, height, width), _shape(b, None, height, width)
+    inter = _intersection(sa, sb)
+    return inter / max(1, sa.area + sb.area - inter)
 
 
 __all__ = ["EvalConfig", "EvalReport", "MatchCounts", "ReferenceCounts", "evaluate", "mask_dice", "polygon_iou"]
