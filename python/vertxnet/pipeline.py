@@ -410,6 +410,12 @@ class Pipeline:
             )  # fmt: skip
             confidence = [float(c) if label is not None else None for c, label in zip(labelling.confidence, labelling.labels)]
             view, view_probability = labelling.view, labelling.view_probability
+            if labelling.method == "reference" and view in VIEWS:
+                # SPEC §4 calls any film named from S1 "lumbar" (from C2 "cervical"); a T8-S1 film is
+                # thoracolumbar. The posterior, given the names, says which of the five regions it is.
+                posterior = labelling.view_posterior
+                view = max(posterior, key=posterior.get)
+                view_probability = posterior[view]
             if view is None and raw.view_probabilities:
                 # No name anchors the film: the view model's (or the stated) region on its own.
                 prior = _view_prior(stated, raw.view_probabilities)
