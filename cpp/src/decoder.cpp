@@ -895,11 +895,10 @@ Decoding decode_labels(const std::vector<DecoderMask>& masks, const DecoderParam
             prev = k;
         }
         if (gap) add_flag("gap_inferred");
-        if (!any_named) {
-            if (!out.view.empty()) add_flag("relative_order_only");
-        } else if (withheld) {
-            add_flag("labels_uncertain");
-        }
+        // Nothing named: the bodies come in top-to-bottom order only. Any level withheld below the
+        // threshold (named run or not) makes the film's labels uncertain.
+        if (!any_named) add_flag("relative_order_only");
+        if (withheld) add_flag("labels_uncertain");
         out.method = "chain";
     }
     std::sort(out.excluded.begin(), out.excluded.end(),

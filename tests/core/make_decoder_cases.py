@@ -162,7 +162,7 @@ sacrum is the widest body, the film is lumbar. It names the sacrum S1.""",
     write("wrong_low_score_s1_no_view", """
 The film of wrong_low_score_s1 without a view prior: the two S1 readings and the readings without
 an S1 are too close to call, so nothing is named (never a silent guess) and the flag says why.""",
-          wrong_s1, labels=[None] * 7, view=None, reference="none", flags=["no_reference"], method="chain",
+          wrong_s1, labels=[None] * 7, view=None, reference="none", flags=["no_reference", "relative_order_only", "labels_uncertain"], method="chain",
           zip_labels=["L1", "L2", "L3", "L4", "L5", "S1", None])
 
     # 2. Two candidate references.
@@ -198,7 +198,7 @@ same masks from S1 up.""",
     write("view_prior_none", """
 The film of view_prior_cervical without a view prior: the cervical and the lumbar reading are
 equally good, so nothing is named.""",
-          ambiguous, labels=[None] * 7, view=None, reference="none", flags=["no_reference"], method="chain")
+          ambiguous, labels=[None] * 7, view=None, reference="none", flags=["no_reference", "relative_order_only", "labels_uncertain"], method="chain")
 
     # 4. Gaps on either side of the reference.
     whole = levels_between("C2", "S1")
@@ -234,9 +234,9 @@ the gaps (gap_inferred) - the zipper could name none.""",
     write("thoracic_no_landmarks", """
 Lateral chest film T1-T12 (the view model says thoracic, 0.9) with no C2, S1 or other landmark
 class in it: the chain's order is known but not its levels. Nothing is named, the view is
-thoracic, and the film carries no_reference and relative_order_only.""",
+thoracic, and the film carries no_reference, relative_order_only and labels_uncertain.""",
           mask_lines(bodies) + ["view_prior 0.025 0.025 0.90 0.025 0.025"],
-          labels=[None] * 12, view="thoracic", reference="none", flags=["no_reference", "relative_order_only"],
+          labels=[None] * 12, view="thoracic", reference="none", flags=["no_reference", "relative_order_only", "labels_uncertain"],
           excluded={}, method="chain")
     span = levels_between("T8", "S1")
     bodies = film(span, seed=7)
@@ -254,7 +254,7 @@ vertebra-like bodies cannot lie above C2 and the film is thoracic), overrules th
 (label_conflict) and names nothing it cannot tell.""",
           mask_lines(bodies, classes={"T5": ("C2", 0.70)}) + ["view_prior 0.025 0.025 0.90 0.025 0.025"],
           labels=[None] * 12, view="thoracic", reference="none",
-          flags=["label_conflict", "no_reference", "relative_order_only"], excluded={}, method="chain",
+          flags=["label_conflict", "no_reference", "relative_order_only", "labels_uncertain"], excluded={}, method="chain",
           zip_labels=[None] * 4 + levels_between("C2", "T2"))
 
     # 6. A mask the ensemble excluded is never named.

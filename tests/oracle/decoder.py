@@ -616,9 +616,8 @@ def decode_chain(centroids, areas, classes, scores, *, extents=None, class_probs
     if any(named[q] - named[p] > q - p for p, q in zip(named_pos, named_pos[1:])):
         flags.append("gap_inferred")
     if not named_pos:
-        if view is not None:
-            flags.append("relative_order_only")
-    elif withheld:
+        flags.append("relative_order_only")
+    if withheld:
         flags.append("labels_uncertain")
     return Decoding(labels_out, conf_out, view, probability, dict(zip(VIEWS, U.posterior.tolist())), reference,
                     flags, dict(sorted(excluded_out.items())), "chain")
