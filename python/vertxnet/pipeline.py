@@ -412,7 +412,7 @@ class Pipeline:
             view, view_probability = labelling.view, labelling.view_probability
             if labelling.method == "reference" and view in VIEWS:
                 # SPEC §4 calls any film named from S1 "lumbar" (from C2 "cervical"); a T8-S1 film is
-                # thoracolumbar. The posterior, given the names, says which of the five regions it is.
+                # thoracolumbar. The chain's view posterior (the evidence the names come from) says which.
                 posterior = labelling.view_posterior
                 view = max(posterior, key=posterior.get)
                 view_probability = posterior[view]
