@@ -403,24 +403,13 @@ class Pipeline:
             confidence = [None] * len(masks)
             view, view_probability = labelling.view, None
         else:
+            prior = _view_prior(stated, raw.view_probabilities)
             labelling = decode_labels(
-                masks, class_probs=[_mask_class_probs(m, raw.detections) for m in masks],
-                view_prior=_view_prior(stated, raw.view_probabilities), ref_score=cfg.ref_score,
-                gap_factor=cfg.gap_factor, confidence_threshold=cfg.label_confidence,
+                masks, class_probs=[_mask_class_probs(m, raw.detections) for m in masks], view_prior=prior,
+                ref_score=cfg.ref_score, gap_factor=cfg.gap_factor, confidence_threshold=cfg.label_confidence,
             )  # fmt: skip
             confidence = [float(c) if label is not None else None for c, label in zip(labelling.confidence, labelling.labels)]
-            view, view_probability = labelling.view, labelling.view_probability
-            if labelling.method == "reference" and view in VIEWS:
-                # SPEC §4 calls any film named from S1 "lumbar" (from C2 "cervical"); a T8-S1 film is
-                # thoracolumbar. The chain's view posterior (the evidence the names come from) says which.
-                posterior = labelling.view_posterior
-                view = max(posterior, key=posterior.get)
-                view_probability = posterior[view]
-            if view is None and raw.view_probabilities:
-                # No name anchors the film: the view model's (or the stated) region on its own.
-                prior = _view_prior(stated, raw.view_probabilities)
-                view = max(prior, key=prior.get)
-                view_probability = prior[view]
+            view, view_probability = _decoded_view(labelling, prior if raw.view_probabilities else None)
         if cfg.view is not None and view not in (cfg.view, "whole"):
             view, view_probability = cfg.view, None  # the user said so; the names still follow the evidence
         timings["label"] = _ms_since(t)
@@ -540,6 +529,24 @@ def _view_prior(stated: str | None, model: dict[str, float] | None) -> dict[str,
         return model
     base = model or {v: 1.0 / len(VIEWS) for v in VIEWS}
     return {v: STATED_VIEW_WEIGHT * (v == stated) + (1.0 - STATED_VIEW_WEIGHT) * base[v] for v in VIEWS}
+
+
+def _decoded_view(labelling: Any, prior: dict[str, float] | None) -> tuple[str | None, float | None]:
+    """The film's region and its probability from a decoding: one of the five regions, not SPEC
+    §4's cervical/lumbar for every film named from C2/S1 (a T8-S1 film is thoracolumbar), so the
+    chain's view posterior, the evidence the names come from; "whole" as decoded; with no view
+    decoded, the maximum of ``prior`` (the view model's, or the stated, region) when there is one."""
+    view, probability = labelling.view, labelling.view_probability
+    if labelling.method == "reference" and view in VIEWS:
+        view, probability = _most_probable(labelling.view_posterior)
+    if view is None and prior:
+        view, probability = _most_probable(prior)
+    return view, probability
+
+
+def _most_probable(probabilities: Mapping[str, float]) -> tuple[str, float]:
+    best = max(probabilities, key=probabilities.get)
+    return best, probabilities[best]
 
 
 def _dicom_view(dataset: Any) -> str | None:
