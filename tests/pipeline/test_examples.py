@@ -20,4 +20,9 @@ def test_example_film_is_the_documented_phantom(view):
     loaded = load_image(path)
     expected, record = generate(PhantomConfig(view=view, size=448, seed=7, difficulty="easy"), 0)
     assert record.view == view
-    np.testing.assert_array_equal(loaded.pixels, expected)
+    # The renderer's float maths rounds a rare pixel one 16-bit grey level apart across numpy /
+    # OpenCV releases; the film is the documented phantom when nothing else differs.
+    assert loaded.pixels.shape == expected.shape and loaded.pixels.dtype == expected.dtype
+    diff = np.abs(loaded.pixels.astype(np.int64) - expected.astype(np.int64))
+    assert diff.max() <= 1
+    assert np.count_nonzero(diff) <= 1e-4 * diff.size
