@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.cli._args import parse_args, positive_int  # noqa: E402
+from vertxnet.cli._args import decoder_params, decoder_setting, parse_args, positive_int  # noqa: E402
 from vertxnet.data.phantom import PhantomConfig, generate  # noqa: E402
 from vertxnet.data.phantom.config import STYLES, VIEWS  # noqa: E402
 from vertxnet.errors import InputError  # noqa: E402
@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = PhantomConfig(view=args.view, size=args.size, seed=args.seed, difficulty=args.difficulty, style=args.style)
     truth = [generate(config, i) for i in range(args.n)]
     report: dict[str, Any] = {"films": args.n, "style": args.style, "view": args.view, "seed": args.seed}
-    pipelines = {name: Pipeline(args.model, threads=args.threads, config=PipelineConfig(labelling=name)) for name in LABELLINGS}
+    decoder = decoder_params(args.decoder)  # the zipper does not use it
+    report["decoder"] = None if decoder is None else decoder._asdict()
+    pipelines = {
+        name: Pipeline(args.model, threads=args.threads, config=PipelineConfig(labelling=name, decoder=decoder)) for name in LABELLINGS
+    }
     try:
         report["bundle"] = pipelines["decoder"].bundle.name
         preds: dict[str, list] = {name: [] for name in LABELLINGS}
@@ -115,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=900100)
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--decoder", type=decoder_setting, action="append", metavar="NAME=VALUE",
+                   help="a decoder model parameter (vertxnet.core.DecoderParams), repeatable")
     return p
 
 

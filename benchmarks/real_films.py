@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.cli._args import parse_args, positive_int  # noqa: E402
+from vertxnet.cli._args import decoder_params, decoder_setting, parse_args, positive_int  # noqa: E402
 from vertxnet.data.datasets import read_coco  # noqa: E402
 from vertxnet.files import atomic_write, write_json_atomic  # noqa: E402
 from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
@@ -360,6 +360,7 @@ class RealFilmsConfig:
     backend: str = "auto"
     threads: int | None = None
     labelling: str = "decoder"  # PipelineConfig.labelling: "decoder" or "zipper"
+    decoder: Any = None  # PipelineConfig.decoder: a vertxnet.core.DecoderParams, None = its defaults
     json_out: Path | None = None
     sheet: Path | None = None
     sheet_tile: int = 480  # longer side of one contact-sheet tile, pixels
@@ -382,6 +383,7 @@ class Report:
             "films_dir": str(self.config.films),
             "truth": str(self.config.truth),
             "bundle": self.bundle,
+            "decoder": None if self.config.decoder is None else self.config.decoder._asdict(),
             "totals": self.totals.to_dict(),
             "missing": self.missing,
             "films": [f.to_dict() for f in self.films],
@@ -413,7 +415,7 @@ def run(config: RealFilmsConfig) -> Report:
     films: list[FilmFigures] = []
     missing: dict[str, str] = {}
     predictions: dict[str, Record] = {}
-    pipeline_config = PipelineConfig(labelling=config.labelling)
+    pipeline_config = PipelineConfig(labelling=config.labelling, decoder=config.decoder)
     with Pipeline(config.bundle, backend=config.backend, threads=config.threads, config=pipeline_config) as pipe:
         bundle = {"name": pipe.bundle.name, "version": pipe.bundle.version, "path": str(pipe.bundle.path), "backend": pipe.backend}
         for truth in truths:
@@ -618,6 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="inference backend (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads per model session")
     p.add_argument("--labelling", default="decoder", choices=LABELLINGS, help="how names are given (default: decoder)")
+    p.add_argument("--decoder", type=decoder_setting, action="append", metavar="NAME=VALUE",
+                   help="a decoder model parameter (vertxnet.core.DecoderParams), repeatable")
     p.add_argument("--json", type=Path, default=None, help="write every figure, per film and in total, to this JSON")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of overlays (PNG) here")
     p.add_argument("--tile", type=positive_int, default=480, help="contact-sheet tile size, pixels (default 480)")
@@ -633,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = RealFilmsConfig(
         films=args.films, truth=args.truth, bundle=args.model, backend=args.backend, threads=args.threads,
-        labelling=args.labelling, json_out=args.json, sheet=args.sheet, sheet_tile=args.tile,
+        labelling=args.labelling, decoder=decoder_params(args.decoder), json_out=args.json, sheet=args.sheet, sheet_tile=args.tile,
     )  # fmt: skip
     try:
         report = run(config)

@@ -297,9 +297,22 @@ Decoding run_decoder(std::vector<DecoderMask>& masks, py::handle class_probs, co
     return vertx::decode_labels(masks, o.params, o.view_prior);
 }
 
+// Names of the parameters Python sees, in definition order (pickling, equality, repr).
+std::vector<std::string>& param_names() {
+    static std::vector<std::string> names;
+    return names;
+}
+
 template <class T>
 void def_param(py::class_<DecoderParams>& cls, const char* name, T DecoderParams::*member, const char* doc) {
     cls.def_readwrite(name, member, doc);
+    param_names().emplace_back(name);
+}
+
+py::dict param_values(const py::object& self) {
+    py::dict out;
+    for (const std::string& name : param_names()) out[name.c_str()] = self.attr(name.c_str());
+    return out;
 }
 
 }  // namespace
@@ -373,12 +386,31 @@ void bind_decoder(py::module_& m) {
             }
         },
         "Levels (first, last), 1-based, where each view's topmost named vertebra lies, in VIEWS order.");
+    param_names().emplace_back("level_area");
+    param_names().emplace_back("view_windows");
     params.def("validate", &DecoderParams::validate, "Raises ValueError naming the first parameter out of range.");
-    params.def("__repr__", [](const DecoderParams& p) {
-        std::ostringstream s;
-        s << "DecoderParams(confidence_threshold=" << p.confidence_threshold << ", ref_score=" << p.ref_score
-          << ", gap_factor=" << p.gap_factor << ", ...)";
-        return s.str();
+    // Value semantics, so that a PipelineConfig holding one compares, copies and pickles by value.
+    params.def("_asdict", [](const py::object& self) { return param_values(self); },
+               "Every parameter by name (the keyword arguments that rebuild it).");
+    params.def("__eq__", [](const py::object& self, const py::object& other) -> py::object {
+        if (!py::isinstance<DecoderParams>(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+        return py::bool_(param_values(self).equal(param_values(other)));
+    });
+    params.attr("__hash__") = py::none();  // mutable
+    params.def(py::pickle([](const py::object& self) { return param_values(self); },
+                          [](const py::dict& state) {
+                              py::object cls = py::module_::import("vertxnet._core").attr("DecoderParams");
+                              return cls(**state).cast<DecoderParams>();
+                          }));
+    params.def("__repr__", [](const py::object& self) {
+        std::string s = "DecoderParams(";
+        bool first = true;
+        for (const std::string& name : param_names()) {
+            if (name == "level_area" || name == "view_windows") continue;
+            s += (first ? "" : ", ") + name + "=" + py::repr(self.attr(name.c_str())).cast<std::string>();
+            first = false;
+        }
+        return s + ", level_area=[...], view_windows=[...])";
     });
 
     py::class_<PyDecoding>(m, "Decoding", "Result of decode_labels / decode_chain.")

@@ -164,6 +164,10 @@ class DecoderParams:
     view_windows: list[tuple[int, int]]
     """Per view (VIEWS order): levels (first, last), 1-based, where its topmost named vertebra lies."""
     def validate(self) -> None: ...
+    def _asdict(self) -> dict[str, object]:
+        """Every parameter by name: DecoderParams(**p._asdict()) == p. Equality and pickling go by value."""
+    def __eq__(self, other: object) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
 
 class Decoding:
     """Result of decode_labels / decode_chain; per-mask lists are in input order."""

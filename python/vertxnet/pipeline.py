@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .core import Detection, decode_labels, ensemble, zip_labels
+from .core import DecoderParams, Detection, decode_labels, ensemble, zip_labels
 from .errors import BundleError, InputError, VertxError
 from .io import LoadedImage, from_array, load_image
 from .levels import LABELLINGS, VIEWS
@@ -128,6 +128,9 @@ class PipelineConfig:
     view             the film's region when the user knows it (one of ``vertxnet.levels.VIEWS``);
                      otherwise the DICOM BodyPartExamined when it names one, then the bundle's view
                      model. It weighs as the decoder's view prior.
+    decoder          the decoder's model parameters (:class:`vertxnet.core.DecoderParams`: size and
+                     shape terms, gap and end weights, level areas); None = its defaults. Its
+                     threshold fields are always those above (label_confidence, ref_score, gap_factor).
     """
 
     unet_threshold: float | None = None
@@ -145,9 +148,10 @@ class PipelineConfig:
     labelling: str = "decoder"
     label_confidence: float | None = None
     view: str | None = None
+    decoder: DecoderParams | None = None
 
     #: Fields that are not manifest thresholds (never filled from one).
-    _OWN = ("outline", "require_vertebrae", "labelling", "view")
+    _OWN = ("outline", "require_vertebrae", "labelling", "view", "decoder")
 
     _MANIFEST_KEYS = {"unet_threshold": "unet", "score_threshold": "mrcnn_score", "mask_threshold": "mask"}
 
@@ -194,6 +198,10 @@ class PipelineConfig:
             raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
         if self.outline is not None and self.outline not in OUTLINES:
             raise ValueError(f"outline must be one of {', '.join(OUTLINES)}, got {self.outline!r}")
+        if self.decoder is not None:
+            if not isinstance(self.decoder, DecoderParams):
+                raise ValueError(f"decoder must be a vertxnet.core.DecoderParams, got {type(self.decoder).__name__}")
+            self.decoder.validate()  # ValueError naming the field
 
 
 class Pipeline:
@@ -406,7 +414,8 @@ class Pipeline:
             prior = _view_prior(stated, raw.view_probabilities)
             labelling = decode_labels(
                 masks, class_probs=[_mask_class_probs(m, raw.detections) for m in masks], view_prior=prior,
-                ref_score=cfg.ref_score, gap_factor=cfg.gap_factor, confidence_threshold=cfg.label_confidence,
+                params=cfg.decoder, ref_score=cfg.ref_score, gap_factor=cfg.gap_factor,
+                confidence_threshold=cfg.label_confidence,
             )  # fmt: skip
             confidence = [float(c) if label is not None else None for c, label in zip(labelling.confidence, labelling.labels)]
             view, view_probability = _decoded_view(labelling, prior if raw.view_probabilities else None)

@@ -23,3 +23,18 @@ def test_parse_args_returns_the_namespace_or_argparse_exit_status(capsys):
 def test_argument_types_refuse_bad_values(convert, text):
     with pytest.raises(argparse.ArgumentTypeError):
         convert(text)
+
+
+def test_decoder_settings_build_decoder_params_and_bad_ones_exit_2(capsys):
+    from vertxnet.cli._args import decoder_params, decoder_setting
+    from vertxnet.core import DecoderParams
+
+    p = argparse.ArgumentParser(prog="tool")
+    p.add_argument("--decoder", type=decoder_setting, action="append")
+    args = parse_args(p, ["--decoder", "size_sigma=0.2", "--decoder", "end_hazard=0.1", "--decoder", "size_sigma=0.3"])
+    assert decoder_params(args.decoder) == DecoderParams(size_sigma=0.3, end_hazard=0.1)
+    assert decoder_params(parse_args(p, []).decoder) is None
+    assert parse_args(p, ["--decoder", "size_sigma=-1"]) == 2
+    assert "size_sigma" in capsys.readouterr().err
+    assert parse_args(p, ["--decoder", "level_area=3"]) == 2  # lists are not NAME=VALUE settings
+    assert parse_args(p, ["--decoder", "sigma"]) == 2

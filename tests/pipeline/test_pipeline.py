@@ -322,3 +322,26 @@ def test_twin_detections_do_not_become_two_vertebrae(tmp_path, scene):
         assert [v.label for v in pipe.predict(scene.image).vertebrae] == ["C2", "C3", "C4", "C5", "C6"]
     with Pipeline(bundle, threads=1, config=PipelineConfig(duplicate_overlap=1.0)) as pipe:
         assert len(pipe.predict(scene.image).vertebrae) == 6  # without suppression the twin is a vertebra
+
+
+def test_decoder_params_reach_the_decoder_and_bad_ones_are_refused(tmp_path, scene):
+    from vertxnet.bundle import load_bundle
+    from vertxnet.core import DecoderParams
+    from vertxnet.pipeline import Pipeline, PipelineConfig
+
+    # A run that probably ends after each level: every name below the C2 reference is less sure.
+    doubtful = DecoderParams(end_hazard=0.9)
+    config = PipelineConfig(decoder=doubtful, label_confidence=0.0)
+    assert config.resolved(load_bundle(scene.bundle).thresholds).decoder == doubtful
+    with Pipeline(scene.bundle, threads=1, config=PipelineConfig(label_confidence=0.0)) as pipe:
+        default = pipe.predict(scene.image).vertebrae
+    with Pipeline(scene.bundle, threads=1, config=config) as pipe:
+        changed = pipe.predict(scene.image).vertebrae
+    assert [v.label for v in changed] == [v.label for v in default] == ["C2", "C3", "C4", "C5", "C6"]
+    assert all(c.label_confidence < d.label_confidence for c, d in zip(changed[1:], default[1:]))
+    broken = DecoderParams()
+    broken.size_sigma = -1.0  # fields can be set one by one; the config checks them all
+    with pytest.raises(ValueError, match="size_sigma"):
+        PipelineConfig(decoder=broken).validate()
+    with pytest.raises(ValueError, match="DecoderParams"):
+        PipelineConfig(decoder={"size_sigma": 0.2}).validate()

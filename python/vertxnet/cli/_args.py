@@ -53,3 +53,30 @@ def precision(text: str):
         return parse_precision(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def decoder_setting(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` for one scalar field of :class:`vertxnet.core.DecoderParams`."""
+    from ..core import DecoderParams
+
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    scalars = [k for k, v in DecoderParams()._asdict().items() if isinstance(v, float)]
+    if not sep or name not in scalars:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(scalars)}, got {text!r}")
+    number = finite_float(value)
+    try:
+        DecoderParams(**{name: number})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, number
+
+
+def decoder_params(settings: Sequence[tuple[str, float]] | None):
+    """The DecoderParams with these ``decoder_setting`` values (later ones win), or None when there
+    are none."""
+    if not settings:
+        return None
+    from ..core import DecoderParams
+
+    return DecoderParams(**dict(settings))
