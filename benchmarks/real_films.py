@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.cli._args import decoder_params, decoder_setting, parse_args, positive_int  # noqa: E402
+from vertxnet.cli._args import decoder_params, decoder_setting, finite_float, parse_args, positive_int  # noqa: E402
+from vertxnet.cli.infer import THRESHOLD_OPTIONS  # noqa: E402
 from vertxnet.data.datasets import read_coco  # noqa: E402
 from vertxnet.files import atomic_write, write_json_atomic  # noqa: E402
 from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
@@ -361,6 +362,7 @@ class RealFilmsConfig:
     threads: int | None = None
     labelling: str = "decoder"  # PipelineConfig.labelling: "decoder" or "zipper"
     decoder: Any = None  # PipelineConfig.decoder: a vertxnet.core.DecoderParams, None = its defaults
+    thresholds: dict[str, float] = field(default_factory=dict)  # PipelineConfig fields; the rest from the manifest
     json_out: Path | None = None
     sheet: Path | None = None
     sheet_tile: int = 480  # longer side of one contact-sheet tile, pixels
@@ -384,6 +386,7 @@ class Report:
             "truth": str(self.config.truth),
             "bundle": self.bundle,
             "decoder": None if self.config.decoder is None else self.config.decoder._asdict(),
+            "thresholds": dict(self.config.thresholds),
             "totals": self.totals.to_dict(),
             "missing": self.missing,
             "films": [f.to_dict() for f in self.films],
@@ -415,7 +418,7 @@ def run(config: RealFilmsConfig) -> Report:
     films: list[FilmFigures] = []
     missing: dict[str, str] = {}
     predictions: dict[str, Record] = {}
-    pipeline_config = PipelineConfig(labelling=config.labelling, decoder=config.decoder)
+    pipeline_config = PipelineConfig(**config.thresholds, labelling=config.labelling, decoder=config.decoder)
     with Pipeline(config.bundle, backend=config.backend, threads=config.threads, config=pipeline_config) as pipe:
         bundle = {"name": pipe.bundle.name, "version": pipe.bundle.version, "path": str(pipe.bundle.path), "backend": pipe.backend}
         for truth in truths:
@@ -625,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write every figure, per film and in total, to this JSON")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of overlays (PNG) here")
     p.add_argument("--tile", type=positive_int, default=480, help="contact-sheet tile size, pixels (default 480)")
+    group = p.add_argument_group("thresholds (default: the bundle manifest's; as vertx-infer)")
+    for name, help_text in THRESHOLD_OPTIONS.items():
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=finite_float, default=None, metavar="X", help=help_text)
     return p
 
 
@@ -635,9 +641,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.films.is_dir():
         print(f"error: {args.films}: films folder not found", file=sys.stderr)
         return 2
+    thresholds = {k: getattr(args, k) for k in THRESHOLD_OPTIONS if getattr(args, k) is not None}
+    try:
+        from vertxnet.pipeline import PipelineConfig
+
+        PipelineConfig(**thresholds).validate()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     config = RealFilmsConfig(
         films=args.films, truth=args.truth, bundle=args.model, backend=args.backend, threads=args.threads,
-        labelling=args.labelling, decoder=decoder_params(args.decoder), json_out=args.json, sheet=args.sheet, sheet_tile=args.tile,
+        labelling=args.labelling, decoder=decoder_params(args.decoder),
+        thresholds=thresholds, json_out=args.json, sheet=args.sheet, sheet_tile=args.tile,
     )  # fmt: skip
     try:
         report = run(config)

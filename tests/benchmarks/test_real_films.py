@@ -265,3 +265,27 @@ def test_script_reports_a_missing_folder_and_bad_arguments(tmp_path, capsys):
     assert real_films.main(["--films", str(tmp_path / "nowhere"), "--truth", str(tmp_path / "t.json")]) == 2
     assert "films folder not found" in capsys.readouterr().err
     assert real_films.main(["--truth", "x.json"]) == 2  # --films is required
+
+
+def test_script_runs_with_the_thresholds_and_decoder_settings_it_is_given(tmp_path, capsys):
+    folder = tmp_path / "films"
+    folder.mkdir()
+    image, rec = generate(PhantomConfig(view="lumbar", size=384, seed=900321, difficulty="easy"), 1)
+    assert cv2.imwrite(str(folder / "p.png"), image)
+    truth = tmp_path / "truth.coco.json"
+    write_truth(truth, [("p.png", rec)])
+
+    def figures(*options):
+        out = tmp_path / f"f{len(list(tmp_path.glob('f*.json')))}.json"
+        assert real_films.main(["--films", str(folder), "--truth", str(truth), "--json", str(out), "--backend", "onnxruntime-cpu", *options]) == 0
+        return json.loads(out.read_text())
+
+    default = figures()
+    assert default["thresholds"] == {} and default["decoder"] is None and default["totals"]["identified"] > 0
+    # every name below a confidence of 1 withheld: nothing is identified, the bodies are still found
+    strict = figures("--label-confidence", "1.0", "--decoder", "end_hazard=0.2")
+    assert strict["thresholds"] == {"label_confidence": 1.0} and strict["decoder"]["end_hazard"] == 0.2
+    assert strict["totals"]["identified"] < default["totals"]["identified"]
+    assert strict["totals"]["matched"] == default["totals"]["matched"]
+    assert real_films.main(["--films", str(folder), "--truth", str(truth), "--score-threshold", "2"]) == 2
+    assert "score_threshold must be a number in [0, 1]" in capsys.readouterr().err
