@@ -12,6 +12,7 @@ import pytest
         "from vertxnet import core; print(core.ensemble, core.zip_labels)",
         "import vertxnet; print(vertxnet.core.polygon_area)",
         "import vertxnet; print(vertxnet.Pipeline)",
+        "import vertxnet; print(vertxnet.PipelineConfig(label_confidence=0.7))",
     ],
 )
 def test_lazy_attributes_import_without_recursion(snippet):

@@ -21,10 +21,10 @@ __all__ = [
 
 def __getattr__(name: str):
     # Heavier pieces load on first use so that `import vertxnet` stays cheap.
-    if name == "Pipeline":
-        from .pipeline import Pipeline
+    if name in ("Pipeline", "PipelineConfig"):
+        from . import pipeline
 
-        return Pipeline
+        return getattr(pipeline, name)
     if name == "core":
         # importlib rather than `from . import core`, which would re-enter this __getattr__.
         return importlib.import_module(".core", __name__)
