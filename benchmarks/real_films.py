@@ -58,8 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.cli._args import decoder_params, decoder_setting, finite_float, parse_args, positive_int  # noqa: E402
-from vertxnet.cli.infer import THRESHOLD_OPTIONS  # noqa: E402
+from vertxnet.cli._args import decoder_params, decoder_setting, parse_args, positive_int  # noqa: E402
+from vertxnet.cli.infer import add_threshold_arguments, chosen_thresholds  # noqa: E402
 from vertxnet.data.datasets import read_coco  # noqa: E402
 from vertxnet.files import atomic_write, write_json_atomic  # noqa: E402
 from vertxnet.raster import polygon_mask, polygon_window  # noqa: E402
@@ -628,9 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write every figure, per film and in total, to this JSON")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of overlays (PNG) here")
     p.add_argument("--tile", type=positive_int, default=480, help="contact-sheet tile size, pixels (default 480)")
-    group = p.add_argument_group("thresholds (default: the bundle manifest's; as vertx-infer)")
-    for name, help_text in THRESHOLD_OPTIONS.items():
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=finite_float, default=None, metavar="X", help=help_text)
+    add_threshold_arguments(p)  # as vertx-infer
     return p
 
 
@@ -641,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.films.is_dir():
         print(f"error: {args.films}: films folder not found", file=sys.stderr)
         return 2
-    thresholds = {k: getattr(args, k) for k in THRESHOLD_OPTIONS if getattr(args, k) is not None}
+    thresholds = chosen_thresholds(args)
     try:
         from vertxnet.pipeline import PipelineConfig
 

@@ -388,10 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--workers", type=positive_int, default=None, metavar="N", help="inference actors (default: the cluster's CPUs less an eighth, or its GPUs / --gpus-per-worker)")
     scale.add_argument("--gpus-per-worker", type=finite_float, default=None, metavar="F", help="GPUs each actor reserves, fractions share one (default 0: CPUs)")
     scale.add_argument("--path-column", default=None, metavar="NAME", help="column of CSV/Parquet manifests holding the film paths (default: path)")
+    add_threshold_arguments(parser)
+    return parser
+
+
+def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --eta ... --label-confidence options (THRESHOLD_OPTIONS), each defaulting to None."""
     group = parser.add_argument_group("thresholds (default: the bundle manifest's)")
     for name, help_text in THRESHOLD_OPTIONS.items():
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=finite_float, default=None, metavar="X", help=help_text)
-    return parser
+
+
+def chosen_thresholds(args: argparse.Namespace) -> dict[str, float]:
+    """The threshold options given on the command line, by PipelineConfig field."""
+    return {k: getattr(args, k) for k in THRESHOLD_OPTIONS if getattr(args, k) is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -409,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats=args.formats,
         recursive=args.recursive,
         threads=args.threads,
-        thresholds={k: getattr(args, k) for k in THRESHOLD_OPTIONS if getattr(args, k) is not None},
+        thresholds=chosen_thresholds(args),
         labelling=args.labelling,
         view=args.view,
         mask_bits=args.mask_bits,
