@@ -289,3 +289,24 @@ def test_script_runs_with_the_thresholds_and_decoder_settings_it_is_given(tmp_pa
     assert strict["totals"]["matched"] == default["totals"]["matched"]
     assert real_films.main(["--films", str(folder), "--truth", str(truth), "--score-threshold", "2"]) == 2
     assert "score_threshold must be a number in [0, 1]" in capsys.readouterr().err
+
+
+def test_naming_diagnostics_measure_size_residuals_and_scores_of_a_folder(tmp_path, capsys):
+    import naming_diagnostics
+
+    folder = tmp_path / "films"
+    folder.mkdir()
+    films = []
+    for k in range(2):
+        image, rec = generate(PhantomConfig(view="lumbar", size=384, seed=900321, difficulty="easy"), k)
+        assert cv2.imwrite(str(folder / f"p{k}.png"), image)
+        films.append((f"p{k}.png", rec))
+    truth = tmp_path / "truth.coco.json"
+    write_truth(truth, films)
+    assert naming_diagnostics.main(["--films", str(folder), "--truth", str(truth)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    named_pairs = sum(len(rec.annotations) - 1 for _, rec in films)  # consecutive levels C..S1 on each film
+    assert report["truth_size"]["n"] == named_pairs and report["truth_size"]["sd"] >= 0.0
+    assert 0 < report["predicted_size"]["n"] <= named_pairs
+    assert report["scores"]["matched"]["n"] > 0 and 0.0 <= report["scores"]["matched"]["median"] <= 1.0
+    assert naming_diagnostics.main(["--films", str(tmp_path / "nowhere"), "--truth", str(truth)]) == 2
