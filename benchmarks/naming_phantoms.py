@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.cli._args import decoder_params, decoder_setting, parse_args, positive_int  # noqa: E402
+from vertxnet.cli._args import add_decoder_argument, decoder_params, parse_args, positive_int  # noqa: E402
 from vertxnet.data.phantom import PhantomConfig, generate  # noqa: E402
 from vertxnet.data.phantom.config import STYLES, VIEWS  # noqa: E402
 from vertxnet.errors import InputError  # noqa: E402
@@ -119,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=900100)
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--decoder", type=decoder_setting, action="append", metavar="NAME=VALUE",
-                   help="a decoder model parameter (vertxnet.core.DecoderParams), repeatable")
+    add_decoder_argument(p)
     return p
 
 

@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if not any(Path(p, "vertxnet").is_dir() for p in sys.path if p):
     sys.path.insert(0, str(ROOT / "python"))  # a source checkout without `pip install -e .`
 
-from vertxnet.cli._args import decoder_params, decoder_setting, parse_args, positive_int  # noqa: E402
+from vertxnet.cli._args import add_decoder_argument, decoder_params, parse_args, positive_int  # noqa: E402
 from vertxnet.cli.infer import add_threshold_arguments, chosen_thresholds  # noqa: E402
 from vertxnet.data.datasets import read_coco  # noqa: E402
 from vertxnet.files import atomic_write, write_json_atomic  # noqa: E402
@@ -623,8 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="inference backend (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads per model session")
     p.add_argument("--labelling", default="decoder", choices=LABELLINGS, help="how names are given (default: decoder)")
-    p.add_argument("--decoder", type=decoder_setting, action="append", metavar="NAME=VALUE",
-                   help="a decoder model parameter (vertxnet.core.DecoderParams), repeatable")
+    add_decoder_argument(p)
     p.add_argument("--json", type=Path, default=None, help="write every figure, per film and in total, to this JSON")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of overlays (PNG) here")
     p.add_argument("--tile", type=positive_int, default=480, help="contact-sheet tile size, pixels (default 480)")

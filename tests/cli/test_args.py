@@ -26,11 +26,11 @@ def test_argument_types_refuse_bad_values(convert, text):
 
 
 def test_decoder_settings_build_decoder_params_and_bad_ones_exit_2(capsys):
-    from vertxnet.cli._args import decoder_params, decoder_setting
+    from vertxnet.cli._args import add_decoder_argument, decoder_params
     from vertxnet.core import DecoderParams
 
     p = argparse.ArgumentParser(prog="tool")
-    p.add_argument("--decoder", type=decoder_setting, action="append")
+    add_decoder_argument(p)
     args = parse_args(p, ["--decoder", "size_sigma=0.2", "--decoder", "end_hazard=0.1", "--decoder", "size_sigma=0.3"])
     assert decoder_params(args.decoder) == DecoderParams(size_sigma=0.3, end_hazard=0.1)
     assert decoder_params(parse_args(p, []).decoder) is None

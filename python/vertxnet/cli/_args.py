@@ -72,6 +72,12 @@ def decoder_setting(text: str) -> tuple[str, float]:
     return name, number
 
 
+def add_decoder_argument(parser: argparse.ArgumentParser) -> None:
+    """``--decoder NAME=VALUE`` (repeatable), read back with :func:`decoder_params`."""
+    parser.add_argument("--decoder", type=decoder_setting, action="append", metavar="NAME=VALUE",
+                        help="a decoder model parameter (vertxnet.core.DecoderParams), repeatable")
+
+
 def decoder_params(settings: Sequence[tuple[str, float]] | None):
     """The DecoderParams with these ``decoder_setting`` values (later ones win), or None when there
     are none."""
